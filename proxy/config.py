@@ -1,0 +1,518 @@
+"""Configuration: one YAML file parsed into frozen, validated objects.
+
+Every problem is reported with its key path (``models[1].api_base: not a URL``); a file with any
+problem is rejected whole, so a bad file never replaces a good one. Relative paths in the file are
+resolved against the file's directory.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import yaml
+
+from proxy.validate import Problems, Reader
+
+__all__ = [
+    "AGGREGATORS",
+    "COST",
+    "EMBEDDED",
+    "SCORER_KINDS",
+    "Action",
+    "AuthConfig",
+    "ClassifierConfig",
+    "Config",
+    "ConfigError",
+    "FanoutConfig",
+    "ModelConfig",
+    "ObjectiveScorer",
+    "PoliciesConfig",
+    "PromptConfig",
+    "RewriteConfig",
+    "ServerConfig",
+    "SimulatorConfig",
+    "TaskConfig",
+    "load_config",
+    "parse_config",
+    "parse_weights",
+]
+
+COST = "cost"
+EMBEDDED = "embedded"
+AGGREGATORS = ("majority", "best_of_n")
+EXTRACTORS = ("number", "letter", "regex")
+SCORER_KINDS = ("length", "regex", "json", "keywords", "judge", "http")
+TRANSPORTS = ("auto", "direct", "litellm")
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used; ``problems`` lists ``path: reason`` lines."""
+
+    def __init__(self, problems: list[str], source: str = "config") -> None:
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_n: int = 16
+    request_timeout_s: float = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    """API keys: ``keys`` maps the *name* of an env var holding a key to that key's profile."""
+
+    require_api_key: bool = False
+    keys: tuple[tuple[str, str | None], ...] = ()
+    admin_key_env: str = "IAPO_ADMIN_KEY"
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorConfig:
+    enabled: bool = True
+    seed: int = 0
+    ttft_s: float = 0.35
+    tpot_s: float = 0.012
+    error_rate: float = 0.0
+    rate_limit_rate: float = 0.0
+    slow_rate: float = 0.0
+    drop_rate: float = 0.0
+    malformed_rate: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConfig:
+    """A virtual model: the ``name`` clients send, mapped to a litellm model string."""
+
+    name: str
+    model: str
+    api_base: str | None = None
+    api_key_env: str | None = None
+    input_cost_per_token: float | None = None
+    output_cost_per_token: float | None = None
+    timeout_s: float = 60.0
+    transport: str = "auto"
+    supports_n: bool = True
+    max_retries: int = 0
+
+    @property
+    def embedded(self) -> bool:
+        return self.api_base == EMBEDDED
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """How to answer: prompt id, number of samples, aggregator and (Best-of-N) scorer."""
+
+    prompt: str
+    n: int = 1
+    aggregator: str = "majority"
+    scorer: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskConfig:
+    name: str
+    aggregator: str = "best_of_n"
+    extractor: str | None = None
+    answer_regex: str | None = None
+    scorer: str | None = None
+    dataset: Path | None = None
+    patterns: tuple[str, ...] = ()
+    action: Action | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RewriteConfig:
+    model: str
+    meta_prompt: str
+    timeout_s: float = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class PromptConfig:
+    id: str
+    system: str | None = None
+    prefix: str | None = None
+    suffix: str | None = None
+    template: str | None = None
+    examples: tuple[tuple[str, str], ...] = ()
+    rewrite: RewriteConfig | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectiveScorer:
+    """One objective's scorer inside a named scorer; ``params`` are the kind's own keys."""
+
+    objective: str
+    kind: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class FanoutConfig:
+    max_concurrency: int = 256
+    per_request_concurrency: int = 32
+    n_max: int = 32
+    sample_timeout_s: float = 60.0
+    min_success: int = 1
+    early_stop: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ClassifierConfig:
+    path: Path | None = None
+    min_confidence: float = 0.5
+    fallback_task: str = "general"
+
+
+@dataclass(frozen=True, slots=True)
+class PoliciesConfig:
+    paths: tuple[Path, ...] = ()
+    watch_interval_s: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    server: ServerConfig
+    auth: AuthConfig
+    simulator: SimulatorConfig
+    models: tuple[ModelConfig, ...]
+    objectives: tuple[str, ...]
+    profiles: Mapping[str, Mapping[str, float]]
+    default_profile: str
+    tasks: tuple[TaskConfig, ...]
+    prompts: Mapping[str, PromptConfig]
+    scorers: Mapping[str, tuple[ObjectiveScorer, ...]]
+    fanout: FanoutConfig
+    classifier: ClassifierConfig
+    policies: PoliciesConfig
+    cost_unit_usd: float = 0.01
+    source: Path | None = None
+
+    def model(self, name: str) -> ModelConfig | None:
+        return next((m for m in self.models if m.name == name), None)
+
+    def task(self, name: str) -> TaskConfig | None:
+        return next((t for t in self.tasks if t.name == name), None)
+
+    @property
+    def all_objectives(self) -> tuple[str, ...]:
+        """The configured objectives plus ``cost``."""
+        return (*self.objectives, COST)
+
+
+def parse_weights(raw: Any, objectives: tuple[str, ...], path: str, problems: Problems) -> dict[str, float]:
+    """Validate a weight mapping over ``objectives`` (which include ``cost``)."""
+    if not isinstance(raw, Mapping) or not raw:
+        problems.add(path, "must be a non-empty mapping of objective to weight")
+        return {}
+    weights: dict[str, float] = {}
+    for key, value in raw.items():
+        sub = f"{path}.{key}"
+        if key not in objectives:
+            problems.add(sub, f"unknown objective (known: {', '.join(objectives)})")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+            problems.add(sub, "must be a number")
+        elif not math.isfinite(value) or value < 0:
+            problems.add(sub, "must be a finite number >= 0")
+        else:
+            weights[str(key)] = float(value)
+    if weights and not any(weights.values()):
+        problems.add(path, "weights must not all be zero")
+    return weights
+
+
+def _is_url(value: str) -> bool:
+    parsed = urlparse(value)
+    return parsed.scheme in ("http", "https") and bool(parsed.netloc)
+
+
+def _server(r: Reader) -> ServerConfig:
+    d = ServerConfig()
+    server = ServerConfig(
+        host=r.str("host", d.host),
+        port=r.int("port", d.port, lo=0, hi=65535),
+        max_body_bytes=r.int("max_body_bytes", d.max_body_bytes, lo=1024),
+        max_n=r.int("max_n", d.max_n, lo=1, hi=128),
+        request_timeout_s=r.float("request_timeout_s", d.request_timeout_s, lo=0.001),
+    )
+    r.done()
+    return server
+
+
+def _auth(r: Reader) -> AuthConfig:
+    keys = []
+    for i, kr in r.list_of_readers("keys"):
+        keys.append((kr.str("key_env", required=True), kr.opt_str("profile")))
+        kr.done()
+    auth = AuthConfig(
+        require_api_key=r.bool("require_api_key", False),
+        keys=tuple(keys),
+        admin_key_env=r.str("admin_key_env", AuthConfig.admin_key_env),
+    )
+    r.done()
+    return auth
+
+
+def _simulator(r: Reader) -> SimulatorConfig:
+    d = SimulatorConfig()
+    rates = {k: r.float(k, getattr(d, k), lo=0.0, hi=1.0) for k in
+             ("error_rate", "rate_limit_rate", "slow_rate", "drop_rate", "malformed_rate")}
+    sim = SimulatorConfig(
+        enabled=r.bool("enabled", d.enabled),
+        seed=r.int("seed", d.seed),
+        ttft_s=r.float("ttft_s", d.ttft_s, lo=0.0, hi=60.0),
+        tpot_s=r.float("tpot_s", d.tpot_s, lo=0.0, hi=10.0),
+        **rates,
+    )
+    r.done()
+    return sim
+
+
+def _model(r: Reader) -> ModelConfig:
+    api_base = r.opt_str("api_base")
+    if api_base is not None and api_base != EMBEDDED and not _is_url(api_base):
+        r.problem("api_base", f"not a URL (or '{EMBEDDED}' for the in-process simulator)")
+    return ModelConfig(
+        name=r.str("name", required=True),
+        model=r.str("model", required=True),
+        api_base=api_base,
+        api_key_env=r.opt_str("api_key_env"),
+        input_cost_per_token=r.opt_float("input_cost_per_token", lo=0.0),
+        output_cost_per_token=r.opt_float("output_cost_per_token", lo=0.0),
+        timeout_s=r.float("timeout_s", 60.0, lo=0.001),
+        transport=r.choice("transport", TRANSPORTS, "auto"),
+        supports_n=r.bool("supports_n", True),
+        max_retries=r.int("max_retries", 0, lo=0, hi=10),
+    )
+
+
+def _action(r: Reader) -> Action:
+    return Action(
+        prompt=r.str("prompt", required=True),
+        n=r.int("n", 1, lo=1, hi=1024),
+        aggregator=r.choice("aggregator", AGGREGATORS, "majority"),
+        scorer=r.opt_str("scorer"),
+    )
+
+
+def _task(r: Reader) -> TaskConfig:
+    aggregator = r.choice("aggregator", AGGREGATORS, "best_of_n")
+    dataset = r.opt_path("dataset")
+    patterns = r.str_list("patterns")
+    for i, pattern in enumerate(patterns):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            r.problem(f"patterns[{i}]", f"not a valid regex ({exc})")
+    answer_regex = r.opt_str("answer_regex")
+    if answer_regex is not None:
+        try:
+            re.compile(answer_regex)
+        except re.error as exc:
+            r.problem("answer_regex", f"not a valid regex ({exc})")
+    action = r.sub("action")
+    if action:
+        action_obj = _action(action)
+        action.done()
+    return TaskConfig(
+        name=r.str("name", required=True),
+        aggregator=aggregator,
+        extractor=r.opt_choice("extractor", EXTRACTORS),
+        answer_regex=answer_regex,
+        scorer=r.opt_str("scorer"),
+        dataset=dataset,
+        patterns=tuple(patterns),
+        action=action_obj if action else None,
+    )
+
+
+def _prompt(r: Reader) -> PromptConfig:
+    template = r.opt_str("template")
+    if template is not None and "{input}" not in template:
+        r.problem("template", "must contain {input}")
+    examples = []
+    for _, er in r.list_of_readers("examples"):
+        examples.append((er.str("input", required=True), er.str("output", required=True)))
+        er.done()
+    rewrite = None
+    rr = r.sub("rewrite")
+    if rr:
+        meta = rr.str("meta_prompt", required=True)
+        if meta and "{input}" not in meta:
+            rr.problem("meta_prompt", "must contain {input}")
+        rewrite = RewriteConfig(model=rr.str("model", required=True), meta_prompt=meta,
+                                timeout_s=rr.float("timeout_s", 20.0, lo=0.001))
+        rr.done()
+    prompt = PromptConfig(
+        id=r.str("id", required=True), system=r.opt_str("system"), prefix=r.opt_str("prefix"),
+        suffix=r.opt_str("suffix"), template=template, examples=tuple(examples), rewrite=rewrite,
+    )
+    if template is not None and (prompt.prefix or prompt.suffix):
+        r.problem("template", "use either template or prefix/suffix, not both")
+    return prompt
+
+
+_SCORER_PARAMS = {
+    "length": {"target_tokens"},
+    "regex": {"pattern"},
+    "json": set(),
+    "keywords": {"keywords"},
+    "judge": {"model", "rubric", "timeout_s"},
+    "http": {"url", "timeout_s"},
+}
+
+
+def _objective_scorer(r: Reader, objectives: tuple[str, ...]) -> ObjectiveScorer:
+    objective = r.str("objective", required=True)
+    if objective and objective not in objectives:
+        r.problem("objective", f"unknown objective '{objective}'")
+    kind = r.choice("kind", SCORER_KINDS, "length")
+    params = {k: r.raw(k) for k in _SCORER_PARAMS[kind] if r.has(k)}
+    if kind == "regex" and "pattern" in params:
+        try:
+            re.compile(str(params["pattern"]))
+        except re.error as exc:
+            r.problem("pattern", f"not a valid regex ({exc})")
+    if kind == "http" and not _is_url(str(params.get("url", ""))):
+        r.problem("url", "not a URL")
+    if kind == "judge" and "model" not in params:
+        r.problem("model", "required for a judge")
+    if kind in ("regex",) and "pattern" not in params:
+        r.problem("pattern", "required")
+    if kind == "keywords" and not isinstance(params.get("keywords"), list):
+        r.problem("keywords", "must be a list of strings")
+    return ObjectiveScorer(objective=objective, kind=kind, params=params)
+
+
+def parse_config(data: Any, base_dir: Path | None = None, source: str = "config") -> Config:
+    """Validate a loaded YAML document; raises :class:`ConfigError` listing every problem."""
+    problems = Problems()
+    root = Reader(data, "", problems, base_dir or Path.cwd())
+    server = _server(root.sub("server", default={}))
+    auth = _auth(root.sub("auth", default={}))
+    simulator = _simulator(root.sub("simulator", default={}))
+    models = tuple(_model(mr) for _, mr in root.list_of_readers("models", required=True))
+    objectives = tuple(root.str_list("objectives", default=["accuracy"]))
+    if COST in objectives:
+        root.problem("objectives", "'cost' is always an objective; do not list it")
+    all_obj = (*objectives, COST)
+    profiles = {str(name): parse_weights(raw, all_obj, f"profiles.{name}", problems)
+                for name, raw in root.mapping("profiles", required=True).items()}
+    default_profile = root.str("default_profile", required=True)
+    cost_unit_usd = root.float("cost_unit_usd", 0.01, lo=1e-12)
+    tasks = tuple(_task(tr) for _, tr in root.list_of_readers("tasks", required=True))
+    prompts_list = [_prompt(pr) for _, pr in root.list_of_readers("prompts", required=True)]
+    scorers_raw = root.mapping("scorers")
+    scorers = {}
+    for name in scorers_raw:
+        scorers[str(name)] = tuple(_objective_scorer(sr, all_obj)
+                                   for _, sr in root.sub("scorers").list_of_readers(str(name)))
+    fr = root.sub("fanout", default={})
+    fanout = FanoutConfig(
+        max_concurrency=fr.int("max_concurrency", 256, lo=1),
+        per_request_concurrency=fr.int("per_request_concurrency", 32, lo=1),
+        n_max=fr.int("n_max", 32, lo=1, hi=1024),
+        sample_timeout_s=fr.float("sample_timeout_s", 60.0, lo=0.001),
+        min_success=fr.int("min_success", 1, lo=1),
+        early_stop=fr.bool("early_stop", True),
+    )
+    cr = root.sub("classifier", default={})
+    classifier = ClassifierConfig(
+        path=cr.opt_path("path"),
+        min_confidence=cr.float("min_confidence", 0.5, lo=0.0, hi=1.0),
+        fallback_task=cr.str("fallback_task", "general"),
+    )
+    pr = root.sub("policies", default={})
+    policies = PoliciesConfig(
+        paths=tuple(pr.path_list("paths")),
+        watch_interval_s=pr.float("watch_interval_s", 1.0, lo=0.05),
+    )
+    for reader in (root, fr, cr, pr):
+        reader.done()
+
+    # Cross-references.
+    names = [m.name for m in models]
+    _unique(names, "models", "name", problems)
+    _unique([t.name for t in tasks], "tasks", "name", problems)
+    _unique([p.id for p in prompts_list], "prompts", "id", problems)
+    prompts = {p.id: p for p in prompts_list}
+    if default_profile and default_profile not in profiles:
+        problems.add("default_profile", f"unknown profile '{default_profile}'")
+    for i, (env, profile) in enumerate(auth.keys):
+        if profile is not None and profile not in profiles:
+            problems.add(f"auth.keys[{i}].profile", f"unknown profile '{profile}'")
+    for i, m in enumerate(models):
+        if m.embedded and not simulator.enabled:
+            problems.add(f"models[{i}].api_base", "'embedded' needs simulator.enabled: true")
+    for i, p in enumerate(prompts_list):
+        if p.rewrite and p.rewrite.model not in names:
+            problems.add(f"prompts[{i}].rewrite.model", f"unknown model '{p.rewrite.model}'")
+    for name, parts in scorers.items():
+        for j, part in enumerate(parts):
+            model = part.params.get("model")
+            if part.kind == "judge" and model is not None and model not in names:
+                problems.add(f"scorers.{name}[{j}].model", f"unknown model '{model}'")
+    task_names = [t.name for t in tasks]
+    for i, t in enumerate(tasks):
+        if t.aggregator == "majority" and t.extractor is None:
+            problems.add(f"tasks[{i}].extractor", "required for the majority aggregator")
+        if t.extractor == "regex" and t.answer_regex is None:
+            problems.add(f"tasks[{i}].answer_regex", "required for the regex extractor")
+        if t.scorer is not None and t.scorer not in scorers:
+            problems.add(f"tasks[{i}].scorer", f"unknown scorer '{t.scorer}'")
+        if t.action is not None:
+            if t.action.prompt not in prompts:
+                problems.add(f"tasks[{i}].action.prompt", f"unknown prompt '{t.action.prompt}'")
+            if t.action.n > fanout.n_max:
+                problems.add(f"tasks[{i}].action.n", f"must be <= fanout.n_max ({fanout.n_max})")
+            if t.action.scorer is not None and t.action.scorer not in scorers:
+                problems.add(f"tasks[{i}].action.scorer", f"unknown scorer '{t.action.scorer}'")
+    if classifier.fallback_task not in task_names:
+        problems.add("classifier.fallback_task", f"unknown task '{classifier.fallback_task}'")
+    if problems:
+        raise ConfigError(problems.lines, source)
+    return Config(
+        server=server, auth=auth, simulator=simulator, models=models, objectives=objectives,
+        profiles=profiles, default_profile=default_profile, tasks=tasks, prompts=prompts,
+        scorers=scorers, fanout=fanout, classifier=classifier, policies=policies,
+        cost_unit_usd=cost_unit_usd,
+    )
+
+
+def _unique(values: list[str], section: str, key: str, problems: Problems) -> None:
+    seen: set[str] = set()
+    for i, value in enumerate(values):
+        if value in seen:
+            problems.add(f"{section}[{i}].{key}", f"duplicate '{value}'")
+        seen.add(value)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config file; raises :class:`ConfigError` (never a traceback)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"cannot read file ({exc.strerror})"], str(path)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"not valid YAML ({exc})"], str(path)) from None
+    config = parse_config(data, path.resolve().parent, str(path))
+    return _with_source(config, path.resolve())
+
+
+def _with_source(config: Config, source: Path) -> Config:
+    return replace(config, source=source)

@@ -1,0 +1,73 @@
+"""The interface the rest of the proxy depends on to reach a model.
+
+A request is an OpenAI chat-completions body (a dict) that the proxy already validated, with the
+proxy's own ``iapo`` namespace removed; ``model`` is the virtual model's :class:`ModelConfig`.
+Implementations enforce ``timeout_s`` themselves with asyncio and raise only
+:class:`proxy.errors.UpstreamError` / :class:`proxy.errors.UpstreamTimeout`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from proxy.config import ModelConfig
+
+__all__ = ["Completion", "Upstream", "Usage"]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.prompt_tokens + other.prompt_tokens,
+                     self.completion_tokens + other.completion_tokens)
+
+    def to_dict(self) -> dict[str, int]:
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "total_tokens": self.total_tokens}
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """One upstream response: the OpenAI response body as received, with usage and cost."""
+
+    body: Mapping[str, Any]
+    usage: Usage
+    cost_usd: float
+
+    @property
+    def texts(self) -> list[str]:
+        """The content of each choice, in choice order ("" where there is none)."""
+        return [(c.get("message") or {}).get("content") or "" for c in self.body.get("choices", [])]
+
+
+class Upstream(Protocol):
+    async def complete(self, model: ModelConfig, request: Mapping[str, Any], *,
+                       timeout_s: float | None = None) -> Completion:
+        """Send a non-streaming request; ``timeout_s`` overrides ``model.timeout_s``."""
+        ...
+
+    def stream(self, model: ModelConfig, request: Mapping[str, Any], *,
+               timeout_s: float | None = None) -> AsyncIterator[Mapping[str, Any]]:
+        """Stream a request; yields OpenAI chunk objects as the upstream sends them. The
+        timeout bounds the wait for each chunk (time to first token, then between chunks)."""
+        ...
+
+    def cost(self, model: ModelConfig, usage: Usage) -> float:
+        """Dollar cost of ``usage`` on ``model`` (config price, else litellm's map, else 0)."""
+        ...
+
+    async def ready(self, model: ModelConfig) -> bool:
+        """Whether the upstream answers (used by ``GET /ready``)."""
+        ...
+
+    async def close(self) -> None:
+        ...
