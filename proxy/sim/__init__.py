@@ -1,0 +1,1 @@
+"""The simulated OpenAI-compatible upstream: task sets, response model, aiohttp server."""
