@@ -1,0 +1,66 @@
+"""``iapo sim``: run the simulated OpenAI-compatible upstream on its own."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from pathlib import Path
+
+__all__ = ["add_arguments", "run", "settings_from_args"]
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8001)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ttft-ms", type=float, default=350.0, help="time to first token")
+    parser.add_argument("--tpot-ms", type=float, default=12.0, help="time per output token")
+    parser.add_argument("--jitter", type=float, default=0.0, help="relative latency jitter in [0, 1]")
+    parser.add_argument("--tasks-dir", type=Path, default=None, help="directory of *.jsonl task sets")
+    parser.add_argument("--error-rate", type=float, default=0.0, help="share of 500 replies")
+    parser.add_argument("--rate-limit-rate", type=float, default=0.0, help="share of 429 replies")
+    parser.add_argument("--retry-after-s", type=float, default=1.0)
+    parser.add_argument("--slow-rate", type=float, default=0.0, help="share of very slow replies")
+    parser.add_argument("--slow-s", type=float, default=30.0)
+    parser.add_argument("--drop-rate", type=float, default=0.0, help="share of dropped connections")
+    parser.add_argument("--malformed-rate", type=float, default=0.0, help="share of invalid JSON bodies")
+    parser.add_argument("--model-name", action="append", default=None,
+                        help="model id listed by /v1/models (repeatable; any name is accepted)")
+
+
+def settings_from_args(args: argparse.Namespace):  # -> SimSettings (import kept lazy)
+    from proxy.sim.settings import DEFAULT_TASKS_DIR, SimSettings
+
+    return SimSettings(
+        seed=args.seed, ttft_s=args.ttft_ms / 1000.0, tpot_s=args.tpot_ms / 1000.0,
+        jitter=args.jitter, tasks_dir=args.tasks_dir or DEFAULT_TASKS_DIR,
+        error_rate=args.error_rate, rate_limit_rate=args.rate_limit_rate,
+        retry_after_s=args.retry_after_s, slow_rate=args.slow_rate, slow_s=args.slow_s,
+        drop_rate=args.drop_rate, malformed_rate=args.malformed_rate,
+        model_names=tuple(args.model_name or ("sim-1",)))
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    from proxy.sim.server import SimServer
+
+    server = SimServer(settings_from_args(args))
+    url = await server.start(args.host, args.port)
+    log.info("iapo sim ready: base URL %s (Ctrl-C to stop)", url)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await server.stop()
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings_from_args(args)
+    except ValueError as exc:
+        log.error("invalid simulator settings: %s", exc)
+        return 2
+    asyncio.run(_serve(args))
+    return 0
