@@ -67,7 +67,15 @@ class SimModel:
 
     def respond(self, messages: Sequence[Mapping[str, Any]], temperature: float,
                 rng: np.random.Generator, n: int = 1, top_p: float = 1.0) -> list[str]:
-        """``n`` independent replies to one conversation."""
+        """``n`` independent replies to one conversation (identical ones at temperature 0)."""
+        if temperature <= 1e-6:
+            rng = np.random.default_rng(0)
+            return self.respond(messages, 0.0, rng, 1, top_p) * n if n > 1 else self._respond(
+                messages, 0.0, rng, 1, top_p)
+        return self._respond(messages, temperature, rng, n, top_p)
+
+    def _respond(self, messages: Sequence[Mapping[str, Any]], temperature: float,
+                 rng: np.random.Generator, n: int, top_p: float) -> list[str]:
         users = [ft.message_text(m) for m in messages if m.get("role") == "user"]
         last = users[-1] if users else ""
         if roles.is_rewrite_request(last):
