@@ -46,7 +46,7 @@ BASE = 2.4
 SLOPE = 4.5
 SLOPE_REASONING = 3.6
 QUIRK_SD = 0.8
-SKILL = {"reasoning": -0.3, "direct": 0.1, "expert": 0.5, "double_check": 0.3, "fewshot": 0.2,
+SKILL = {"reasoning": -0.5, "direct": 0.1, "expert": 0.5, "double_check": 0.3, "fewshot": 0.2,
          "brief": -0.2}
 DIV_BASE = 0.0
 DIVERSITY = {"reasoning": 2.4, "direct": -2.0, "expert": -1.0, "double_check": -0.3,
