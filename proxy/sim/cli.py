@@ -6,6 +6,10 @@ import argparse
 import asyncio
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from proxy.sim.settings import SimSettings
 
 __all__ = ["add_arguments", "run", "settings_from_args"]
 
@@ -31,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="model id listed by /v1/models (repeatable; any name is accepted)")
 
 
-def settings_from_args(args: argparse.Namespace):  # -> SimSettings (import kept lazy)
+def settings_from_args(args: argparse.Namespace) -> SimSettings:
+    """Settings from parsed arguments; raises ValueError for out-of-range values."""
     from proxy.sim.settings import DEFAULT_TASKS_DIR, SimSettings
 
     return SimSettings(
@@ -64,3 +69,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     asyncio.run(_serve(args))
     return 0
+
+
+if __name__ == "__main__":  # `python -m proxy.sim.cli`: the same as `iapo sim`
+    _parser = argparse.ArgumentParser(prog="iapo sim", description=__doc__)
+    add_arguments(_parser)
+    raise SystemExit(run(_parser.parse_args()))

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Features", "detect_features", "style_of", "p_correct", "outcome_probs",
+__all__ = ["Features", "detect_features", "message_text", "quirk", "style_of", "p_correct", "outcome_probs",
            "sample_outcomes", "ADDED_PHRASES"]
 
 _PATTERNS: dict[str, re.Pattern[str]] = {

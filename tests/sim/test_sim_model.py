@@ -124,3 +124,47 @@ def test_summaries_cover_key_points_and_brief_is_shorter(model: SimModel) -> Non
 def test_unknown_prompts_get_a_topical_reply(model: SimModel) -> None:
     out = model.respond(user("How should I water tomato seedlings in summer?"), 1.0, np.random.default_rng(5))[0]
     assert "tomato" in out.lower() and len(out.split()) > 5
+
+
+def test_temperature_trades_accuracy_for_diversity(model: SimModel) -> None:
+    items = [it for it in model.index.items if it.task == "math"][:100]
+    rng = np.random.default_rng(6)
+
+    def stats(t: float) -> tuple[float, float]:
+        acc, distinct = [], []
+        for it in items:
+            outs = model.respond(user(it.input + "\n\nReply with only the final answer, no explanation."), t, rng, n=8)
+            acc.append(np.mean([o == it.answer for o in outs]))
+            distinct.append(len(set(outs)))
+        return float(np.mean(acc)), float(np.mean(distinct))
+
+    (a_low, d_low), (a_high, d_high) = stats(0.5), stats(1.5)
+    assert a_low > a_high + 0.05 and d_high > d_low
+
+
+def test_judge_scores_track_summary_coverage(model: SimModel) -> None:
+    rng = np.random.default_rng(7)
+    items = [it for it in model.index.items if it.task == "summarize"][:60]
+    qualities, scores = [], []
+    for i, it in enumerate(items):
+        k = i % (len(it.key_points) + 1)
+        summary = " ".join(p + "." for p in it.key_points[:k]) or "Something happened."
+        reply = model.respond(user(JUDGE.format(q=it.input, r=summary)), 1.0, rng)[0]
+        m = re.fullmatch(r"Score: (\d+)", reply)
+        if m:
+            qualities.append(k / len(it.key_points))
+            scores.append(int(m.group(1)))
+    assert len(scores) >= 50 and np.corrcoef(qualities, scores)[0, 1] > 0.8
+
+
+def test_public_surface() -> None:
+    import proxy.sim.features as features
+    import proxy.sim.model as model_mod
+    import proxy.sim.server as server
+    import proxy.sim.tasks as tasks
+
+    assert set(model_mod.__all__) == {"SimModel", "count_tokens"}
+    assert {"SimServer", "SimStats", "create_sim_app", "load_model"} <= set(server.__all__)
+    assert {"TaskItem", "TaskIndex", "TaskFormatError", "load_tasks"} <= set(tasks.__all__)
+    for mod in (features, model_mod, server, tasks):
+        assert all(hasattr(mod, name) for name in mod.__all__)

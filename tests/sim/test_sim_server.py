@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from typing import Any
 
@@ -238,3 +239,24 @@ async def test_models_health_stats_reset_and_reward(sim: SimServer, http: aiohtt
         assert r.status == 400 and "error" in await r.json()
     async with http.get(sim.url + "/nowhere") as r:
         assert r.status == 404 and (await r.json())["error"]["code"] == "404"
+
+
+async def test_prompter_and_judge_over_http(sim: SimServer) -> None:
+    meta = ("Rewrite the following request so that a language model answers it as accurately as "
+            "possible. Keep every fact and number. Return only the rewritten request.\n\nRequest:\n")
+    judge = "Rate the response on a scale of 1 to 10.\n\nRequest:\n{q}\n\nResponse:\n{r}\n\nReply with 'Score: <n>'."
+    async with openai.AsyncOpenAI(base_url=sim.url, api_key="x", max_retries=0) as client:
+        rw = await client.chat.completions.create(model="sim-1", n=4,
+                                                  messages=[{"role": "user", "content": meta + Q}])
+        for c in rw.choices:
+            assert (c.message.content or "").startswith(Q)
+        scores = {}
+        for answer in ("266", "186"):
+            resp = await client.chat.completions.create(
+                model="sim-1", n=16, seed=5,
+                messages=[{"role": "user", "content": judge.format(q=Q, r=f"The answer is {answer}.")}])
+            parsed = [int(m.group(1)) for c in resp.choices
+                      if (m := re.fullmatch(r"Score: (\d+)", c.message.content or ""))]
+            assert len(parsed) >= 12
+            scores[answer] = sum(parsed) / len(parsed)
+    assert scores["266"] > 8 and scores["186"] < 3
