@@ -57,9 +57,10 @@ class SimStats:
         return asdict(self)
 
     def reset(self) -> None:
-        in_flight = self.in_flight
-        self.__init__()  # type: ignore[misc]
-        self.in_flight = in_flight
+        """Zero every counter except ``in_flight`` (requests still running stay counted)."""
+        self.requests = self.completed = self.cancelled = 0
+        self.errors_injected = self.bad_requests = 0
+        self.faults = dict.fromkeys(FAULTS, 0)
 
 
 @dataclass
