@@ -1,0 +1,142 @@
+"""PSST — Prompt Scaling via Sequential Trimming — and PSST+K (Top-K screening).
+
+Arms are (p, k), k = 1..N_max, in every context c. Rounds: before each round, with ``n`` the
+most arms alive in a context, the schedule needs ``R = ceil(log2 n)`` more rounds and the budget
+affords ``A = floor(left / sum_p N_p)`` at today's cost; the round gets ``left / min(R, A)``
+samples (so leftovers carry over and the budget is never exceeded). Every prompt alive in some
+context is pulled ``m = floor(round budget / sum_p N_p)`` times at ``N_p`` = its largest alive
+scale, all prompts on the same ``m`` train queries (common random numbers). A pull of N_p
+responses updates every k <= N_p and every context (``reuse``). At the end of the round each
+context keeps its best ``ceil(n_c / f)`` arms by empirical mean, ``f = n^(1/min(R, A))``
+(``f ~ 2``, the reference's halving, when the budget affords every round; a larger factor when
+it does not). Ranking ties go to more observations, then the smaller N.
+
+Small budgets (``cap="budget"``): scales above the largest ``K`` for which the budget affords
+one pull of every prompt in each of ``ceil(log2(|P| K))`` rounds are dropped at the start.
+"""
+
+from __future__ import annotations
+
+from math import ceil, log2
+
+import numpy as np
+
+from proxy.train.base import Learner, QueryMode
+from proxy.train.env import Env, Reuse
+
+__all__ = ["PSST", "PSSTK", "trim"]
+
+
+def trim(
+    mean: np.ndarray, count: np.ndarray, alive: np.ndarray, keep: np.ndarray
+) -> np.ndarray:
+    """Keep the ``keep[c]`` best alive arms of each context (C, P, K).
+
+    Ranking: mean utility desc, then observations desc, then smaller k (cheaper) first.
+    Unobserved arms rank last.
+    """
+    n_ctx, n_p, n_k = alive.shape
+    m = np.where(alive & (count[None] > 0), mean, -np.inf).reshape(n_ctx, -1)
+    cnt = np.broadcast_to(count, alive.shape).reshape(n_ctx, -1)
+    ks = np.broadcast_to(np.arange(n_k), (n_p, n_k)).reshape(-1)
+    out = np.zeros_like(alive)
+    for c in range(n_ctx):
+        order = np.lexsort((ks, -cnt[c], -m[c]))
+        chosen = order[alive.reshape(n_ctx, -1)[c][order]][: keep[c]]
+        out.reshape(n_ctx, -1)[c, chosen] = True
+    return out
+
+
+class PSST(Learner):
+    """Sequential trimming over (prompt, N) arms with shared, reused pulls.
+
+    ``revive``: when trimming context c, arms (p, k <= N_p) of prompts pulled this round are
+    candidates again even if c trimmed them earlier: their statistics are exact shared ones,
+    updated for free by the pulls the other contexts asked for.
+    ``cap="budget"``: drop scales the budget cannot schedule (see the module docstring).
+    ``psst(reuse="blocks", queries="iid", revive=False, cap="none")`` is the reference's rule
+    set with honest budget accounting.
+    """
+
+    def __init__(
+        self, *, revive: bool = True, cap: str = "budget", reuse: Reuse = "subsets",
+        queries: QueryMode = "cycle", seed: int | None = None,
+    ) -> None:
+        super().__init__(reuse=reuse, queries=queries, seed=seed)
+        self.revive = revive
+        self.cap = cap
+
+    def _run(self) -> np.ndarray:
+        env = self._env
+        alive = np.ones((len(env.contexts), env.n_prompts, env.n_max), dtype=bool)
+        return self._trim_rounds(alive, self.left)
+
+    def _trim_rounds(self, alive: np.ndarray, budget: int) -> np.ndarray:
+        if self.cap not in ("budget", "none"):
+            raise ValueError(f"cap must be 'budget' or 'none', got {self.cap!r}")
+        alive = alive.copy()
+        n_live_p = int(alive.any(axis=(0, 2)).sum())
+        n_max = alive.shape[2]
+        cap = max(1, min(n_max, budget // max(n_live_p, 1)))
+        if self.cap == "budget":  # largest scale whose whole halving schedule the budget affords
+            n_arms = int(alive.sum(axis=(1, 2)).max())
+            while cap > 1 and budget < ceil(log2(max(2, n_arms * cap // n_max))) * n_live_p * cap:
+                cap -= 1
+        alive[:, :, cap:] = False
+        stop = self.samples_ + budget
+        first = True
+        while True:
+            live = np.nonzero(alive.any(axis=(0, 2)))[0]
+            top = np.array([np.nonzero(alive[:, p].any(axis=0))[0].max() + 1 for p in live])
+            n_alive = alive.sum(axis=(1, 2))
+            needed = ceil(log2(n_alive.max())) if n_alive.max() > 1 else 0
+            affordable = (stop - self.samples_) // int(top.sum())
+            if needed == 0 or (affordable == 0 and not first):
+                break
+            rounds_left = max(1, min(needed, affordable))
+            m = (stop - self.samples_) // rounds_left // int(top.sum())
+            if m > 0:
+                self._pull_crn(live, top, m)
+            first = False
+            factor = n_alive.max() ** (1.0 / rounds_left)
+            keep = np.maximum(1, np.ceil(n_alive / factor)).astype(int)
+            if rounds_left == 1:
+                keep[:] = 1
+            candidates = alive
+            if self.revive:
+                fresh = np.zeros(alive.shape[1:], dtype=bool)
+                for p, n in zip(live, top):
+                    fresh[p, :n] = True
+                candidates = alive | fresh[None]
+            alive = trim(self.stats_.mean(), self.stats_.count, candidates, keep)
+        return alive
+
+
+class PSSTK(PSST):
+    """PSST+K: spend ``burn_in`` of the budget on N=1 pulls of every prompt (round robin,
+    common queries), keep each context's ``k`` best prompts with all their scales, reset the
+    statistics and run PSST on the rest."""
+
+    def __init__(
+        self, *, k: int = 4, burn_in: float = 0.2, revive: bool = True, cap: str = "budget",
+        reuse: Reuse = "subsets", queries: QueryMode = "cycle", seed: int | None = None,
+    ) -> None:
+        super().__init__(revive=revive, cap=cap, reuse=reuse, queries=queries, seed=seed)
+        self.k = k
+        self.burn_in = burn_in
+
+    def min_budget(self, env: Env) -> int:
+        return 2 * int(env.n_prompts)
+
+    def _run(self) -> np.ndarray:
+        env = self._env
+        n_ctx, n_p, n_k = len(env.contexts), env.n_prompts, env.n_max
+        m = max(1, int(self._budget * self.burn_in) // n_p)
+        self._pull_crn(np.arange(n_p), np.ones(n_p, dtype=np.int64), m)
+        mean1 = self.stats_.mean()[:, :, 0]
+        best = np.argsort(-mean1, axis=1, kind="stable")[:, : self.k]
+        alive = np.zeros((n_ctx, n_p, n_k), dtype=bool)
+        for c in range(n_ctx):
+            alive[c, best[c]] = True
+        self.stats_.__init__(n_ctx, n_p, n_k, env.n_objectives)  # reset the statistics
+        return self._trim_rounds(alive, self.left)
