@@ -107,7 +107,9 @@ def _check_split(data: dict[str, np.ndarray], split: str, n_prompts: int) -> tup
     probs = _require(data, f"{split}_probs", "f", 3).astype(float)
     answers = _require(data, f"{split}_answers", "iu", 1).astype(np.int64)
     p, x, c = probs.shape
-    if p != n_prompts or x == 0 or c < 2:
+    if p != n_prompts:
+        raise TableError(f"array '{split}_probs' has {p} prompts but 'cost_per_prompt' has {n_prompts}")
+    if x == 0 or c < 2:
         raise TableError(f"array '{split}_probs' has shape {probs.shape}, expected ({n_prompts}, X>0, C>=2)")
     if answers.shape != (x,):
         raise TableError(f"array '{split}_answers' has shape {answers.shape}, expected ({x},)")
