@@ -70,10 +70,12 @@ def _plot(rows: list[dict[str, Any]], oracles: dict[str, Any], path: Path) -> No
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, key, oracle in ((axes[0], "train", "train_oracle_train"), (axes[1], "test", "test_oracle_test")):
-        for alg in dict.fromkeys(r["algorithm"] for r in rows):
+        for i, alg in enumerate(dict.fromkeys(r["algorithm"] for r in rows)):
             rs = [r for r in rows if r["algorithm"] == alg]
             ax.errorbar([r["budget"] for r in rs], [r[f"{key}_mean"] for r in rs],
-                        yerr=[r[f"{key}_se"] for r in rs], marker="o", capsize=2, label=alg)
+                        yerr=[r[f"{key}_se"] for r in rs], capsize=2, label=alg,
+                        color=plt.cm.tab20(i % 20), marker="os^vD"[i % 5], ls=("-", "--")[i // 10 % 2],
+                        lw=2.2 if alg == "psst" else 1.0)
         ax.axhline(oracles[oracle], color="k", ls="--", lw=0.8, label="oracle")
         ax.set_xscale("log")
         ax.set_xlabel("budget (samples)")
@@ -126,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json is not None:
         doc = {"dataset": str(args.dataset), "algorithms": algorithms, "budgets": budgets, "seeds": seeds[0],
                "contexts": [c.name for c in env.contexts], "oracles": oracles, "summary": rows, "runs": runs}
-        _atomic_write(args.json, lambda tmp: Path(tmp).write_text(json.dumps(doc, indent=1)))
+        _atomic_write(args.json, lambda tmp: Path(tmp).write_text(json.dumps(doc, separators=(",", ":"))))
     if args.plot is not None:
         _plot(rows, oracles, args.plot)
     return 0
