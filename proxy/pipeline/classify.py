@@ -1,0 +1,233 @@
+"""Which task family a request belongs to: explicit choice, configured rules, then a trained model.
+
+Order: (1) ``iapo.task`` in the body or the ``x-iapo-task`` header (an unknown task is a 400);
+(2) the tasks' configured regex ``patterns`` in config order (first match wins, source
+``rule:TASK[i]``); (3) a hashed n-gram softmax-regression model (source ``classifier``) whose top
+probability must reach ``classifier.min_confidence``; else (4) ``classifier.fallback_task``
+(source ``fallback``).
+
+Features (:func:`features`): lower-cased text with digits mapped to ``0``; word unigrams and
+bigrams, character trigrams of each word with boundary marks, and a few structural flags
+(three or more option letters ``A)``/``(B)``/``c.``, how many numbers, arithmetic signs,
+sentence count, a text block after the first line, question mark, length bucket). Each is hashed with
+CRC32 into ``2**15`` buckets; the vector is L2-normalised. The model is
+``p = softmax(x W + b)``, fitted by a few epochs of class-balanced SGD on the cross-entropy
+(:func:`fit_model`). Training data: every task set's ``train`` split plus the shipped examples in
+``proxy/pipeline/data/*.jsonl``. Prediction is a sparse row sum, tens of microseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from proxy.config import Config
+from proxy.errors import InvalidRequest
+
+__all__ = ["DIM", "TaskClassifier", "TaskDecision", "classifier_path", "features", "fit_model",
+           "last_user_text", "train_classifier", "training_examples"]
+
+DIM = 1 << 15
+DATA_DIR = Path(__file__).resolve().parent / "data"
+_TOKEN = re.compile(r"[a-z0]+|[?$%=+*/-]")
+_OPTION = re.compile(r"(?:^|[\s(])([a-h])[).:](?=\s)", re.M)
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+_ARITH = re.compile(r"\d\s*[-+*/×x÷^]\s*\d|[=%$]")
+_SENTENCE = re.compile(r"[.!?](?:\s|$)")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDecision:
+    """The task and what decided it: ``explicit:body``, ``explicit:header``, ``rule:TASK[i]``,
+    ``classifier`` or ``fallback``; ``score`` is the classifier's top probability (1.0 for
+    explicit and rule decisions)."""
+
+    task: str
+    source: str
+    score: float
+
+
+def _bucket(feature: str) -> int:
+    return zlib.crc32(feature.encode()) & (DIM - 1)
+
+
+def features(text: str) -> tuple[np.ndarray, np.ndarray]:
+    """Hashed feature indices and L2-normalised values of ``text``."""
+    low = text.lower()
+    flat = _NUMBER.sub("0", low)
+    toks = _TOKEN.findall(flat)
+    feats = [f"w:{t}" for t in toks]
+    feats += [f"b:{a} {b}" for a, b in zip(toks, toks[1:])]
+    for t in toks:
+        if len(t) > 2:
+            w = f"<{t}>"
+            feats += [f"c:{w[i:i + 3]}" for i in range(len(w) - 2)]
+    if len(set(_OPTION.findall(low))) >= 3:
+        feats += ["s:options"] * 4
+    numbers = len(_NUMBER.findall(low))
+    feats += ["s:num"] * min(numbers, 3)
+    if _ARITH.search(low):
+        feats += ["s:arith"] * 2
+    sentences = len(_SENTENCE.findall(low))
+    feats += [f"s:sent{min(sentences, 6)}"] * 2
+    head, _, body = low.strip().partition("\n")
+    if len(body.split()) >= 15:
+        feats += ["s:block"] * 2
+    if low.rstrip().endswith("?"):
+        feats.append("s:question")
+    feats.append(f"s:len{min(len(toks) // 20, 8)}")
+    idx, counts = np.unique(np.fromiter((_bucket(f) for f in feats), dtype=np.int64,
+                                        count=len(feats)), return_counts=True)
+    vals = np.sqrt(counts.astype(np.float32))
+    vals /= max(float(np.linalg.norm(vals)), 1e-12)
+    return idx, vals
+
+
+def fit_model(examples: Sequence[tuple[str, str]], labels: Sequence[str], *, epochs: int = 40,
+              lr: float = 5.0, l2: float = 1e-6, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax regression by class-balanced SGD; returns ``(W, b)`` with ``W`` of shape
+    ``(DIM, len(labels))``. ``examples`` are ``(text, label)`` pairs."""
+    rng = np.random.default_rng(seed)
+    k = len(labels)
+    pos = {lab: i for i, lab in enumerate(labels)}
+    data = [(features(t), pos[lab]) for t, lab in examples if lab in pos]
+    freq = np.bincount([y for _, y in data], minlength=k).astype(np.float64)
+    cw = np.where(freq > 0, np.sqrt(len(data) / (k * np.maximum(freq, 1))), 0.0)
+    W = np.zeros((DIM, k), dtype=np.float32)
+    b = np.zeros(k, dtype=np.float32)
+    for epoch in range(epochs):
+        step = lr / (1.0 + epoch)
+        for i in rng.permutation(len(data)):
+            (idx, vals), y = data[i]
+            z = vals @ W[idx] + b
+            p = np.exp(z - z.max())
+            p /= p.sum()
+            p[y] -= 1.0
+            g = (step * cw[y]) * p.astype(np.float32)
+            W[idx] -= np.outer(vals, g) + l2 * W[idx]
+            b -= g
+    return W, b
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def training_examples(config: Config) -> list[tuple[str, str]]:
+    """(text, task) pairs: each task set's ``train`` split plus the shipped extra examples."""
+    names = {t.name for t in config.tasks}
+    out: list[tuple[str, str]] = []
+    for task in config.tasks:
+        if task.dataset is not None and task.dataset.exists():
+            out += [(r["input"], task.name) for r in _read_jsonl(task.dataset)
+                    if r.get("split", "train") == "train"]
+    for path in sorted(DATA_DIR.glob("*.jsonl")):
+        out += [(r["text"], r["task"]) for r in _read_jsonl(path) if r["task"] in names]
+    return out
+
+
+def classifier_path(config: Config) -> Path:
+    """``classifier.path``, else ``classifier.npz`` next to the first policy file."""
+    if config.classifier.path is not None:
+        return config.classifier.path
+    if config.policies.paths:
+        return config.policies.paths[0].parent / "classifier.npz"
+    return Path("classifier.npz")
+
+
+def train_classifier(config: Config, path: Path | None = None, *, seed: int = 0) -> Path:
+    """Train on :func:`training_examples` and save ``W``, ``b`` and the labels as ``.npz``."""
+    path = path or classifier_path(config)
+    labels = [t.name for t in config.tasks]
+    W, b = fit_model(training_examples(config), labels, seed=seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, W=W, b=b, labels=np.array(labels), dim=np.array(DIM))
+    return path
+
+
+def last_user_text(messages: Sequence[Mapping[str, Any]]) -> str:
+    """The text of the last user message (text parts of a multi-part content joined)."""
+    for msg in reversed(messages):
+        if msg.get("role") == "user":
+            content = msg.get("content")
+            if isinstance(content, str):
+                return content
+            if isinstance(content, list):
+                return "\n".join(str(p.get("text", "")) for p in content
+                                 if isinstance(p, Mapping) and p.get("type") == "text")
+            return ""
+    return ""
+
+
+class TaskClassifier:
+    """Decides a request's task (see the module docstring)."""
+
+    def __init__(self, config: Config, W: np.ndarray, b: np.ndarray, labels: Sequence[str]) -> None:
+        self.tasks = tuple(t.name for t in config.tasks)
+        self.min_confidence = config.classifier.min_confidence
+        self.fallback = config.classifier.fallback_task
+        self.rules = [(t.name, i, re.compile(p)) for t in config.tasks
+                      for i, p in enumerate(t.patterns)]
+        self.W, self.b, self.labels = W, b, list(labels)
+
+    @classmethod
+    def load(cls, config: Config, path: Path | None = None) -> TaskClassifier:
+        """The saved model at ``path`` (default :func:`classifier_path`)."""
+        with np.load(path or classifier_path(config)) as data:
+            return cls(config, data["W"], data["b"], [str(x) for x in data["labels"]])
+
+    @classmethod
+    def from_config(cls, config: Config, *, seed: int = 0) -> TaskClassifier:
+        """The saved model when its file exists and covers the configured tasks, else one
+        trained now in memory (about a second)."""
+        path = classifier_path(config)
+        if path.exists():
+            loaded = cls.load(config, path)
+            if set(loaded.labels) == {t.name for t in config.tasks}:
+                return loaded
+        labels = [t.name for t in config.tasks]
+        W, b = fit_model(training_examples(config), labels, seed=seed)
+        return cls(config, W, b, labels)
+
+    def predict(self, text: str) -> tuple[str, float]:
+        """The model's top task and its probability."""
+        idx, vals = features(text)
+        z = vals @ self.W[idx] + self.b
+        p = np.exp(z - z.max())
+        p /= p.sum()
+        top = int(np.argmax(p))
+        return self.labels[top], float(p[top])
+
+    def classify(self, messages: Sequence[Mapping[str, Any]], hints: Mapping[str, Any] | None = None,
+                 headers: Mapping[str, str] | None = None) -> TaskDecision:
+        """Decide the task of a request (explicit → rules → model → fallback)."""
+        explicit, source = None, ""
+        if hints and "task" in hints:
+            explicit, source = hints["task"], "explicit:body"
+        elif headers is not None:
+            value = headers.get("x-iapo-task") or next(
+                (v for k, v in headers.items() if k.lower() == "x-iapo-task"), None)
+            if value is not None:
+                explicit, source = value.strip(), "explicit:header"
+        if explicit is not None:
+            if explicit not in self.tasks:
+                param = "iapo.task" if source == "explicit:body" else "x-iapo-task"
+                raise InvalidRequest(f"unknown task {explicit!r} (known: {', '.join(self.tasks)})",
+                                     param=param)
+            return TaskDecision(explicit, source, 1.0)
+        text = last_user_text(messages)
+        for task, i, rule in self.rules:
+            if rule.search(text):
+                return TaskDecision(task, f"rule:{task}[{i}]", 1.0)
+        task, prob = self.predict(text)
+        if prob >= self.min_confidence and task in self.tasks:
+            return TaskDecision(task, "classifier", prob)
+        return TaskDecision(self.fallback, "fallback", prob)
