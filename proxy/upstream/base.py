@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from proxy.config import ModelConfig
+from proxy.errors import UpstreamError
 
-__all__ = ["Completion", "Upstream", "Usage"]
+__all__ = ["Completion", "Upstream", "UpstreamRateLimited", "Usage", "config_cost", "usage_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,3 +72,26 @@ class Upstream(Protocol):
 
     async def close(self) -> None:
         ...
+
+
+class UpstreamRateLimited(UpstreamError):
+    """The upstream answered 429; its ``retry-after`` header is kept in ``headers``."""
+
+    status, type, code = 429, "rate_limit_error", "rate_limit_exceeded"
+
+
+def config_cost(model: ModelConfig, usage: Usage) -> float | None:
+    """Dollar cost of ``usage`` from the model's configured prices, or None if it has none."""
+    if model.input_cost_per_token is None and model.output_cost_per_token is None:
+        return None
+    return (usage.prompt_tokens * (model.input_cost_per_token or 0.0)
+            + usage.completion_tokens * (model.output_cost_per_token or 0.0))
+
+
+def usage_of(body: Mapping[str, Any] | None) -> Usage:
+    """The ``usage`` of an OpenAI response or chunk (zeros where it is missing or odd)."""
+    raw = body.get("usage") if body else None
+    if not isinstance(raw, Mapping):
+        return Usage()
+    p, c = raw.get("prompt_tokens"), raw.get("completion_tokens")
+    return Usage(p if isinstance(p, int) else 0, c if isinstance(c, int) else 0)
