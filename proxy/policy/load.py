@@ -236,8 +236,10 @@ def _context(r: Reader, ctx: _Ctx) -> Context:
     if not r.has("action"):
         r.problem("action", "required")
     ar = r.sub("action")
+    before = len(r.problems.lines)
     action = _action(ar, ctx, task, candidate=True)
     ar.done()
+    action_ok = len(r.problems.lines) == before
     estimates: list[ArmEstimate] = []
     seen: set[tuple[str, int, str, str | None]] = set()
     for i, er in r.list_of_readers("estimates"):
@@ -246,7 +248,7 @@ def _context(r: Reader, ctx: _Ctx) -> Context:
             er.problem("prompt", f"duplicate arm ({est.prompt}, n={est.n}, {est.aggregator})")
         seen.add(arm_key(est.action))
         estimates.append(est)
-    if estimates and arm_key(action) not in seen:
+    if action_ok and estimates and arm_key(action) not in seen:
         r.problem("action", "must be one of the context's estimated arms")
     return Context(task=task, profile=profile, weights=MappingProxyType(weights), action=action,
                    estimates=tuple(estimates))
@@ -264,7 +266,7 @@ def _classifiers(root: Reader, ctx: _Ctx) -> dict[str, Path]:
         elif not path.exists():
             cr.problem(str(task), f"file not found: {path}")
         else:
-            out[str(task)] = path
+            out[str(task)] = path.resolve()
     return out
 
 

@@ -27,7 +27,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -105,13 +105,13 @@ class PolicyStore:
 
     def __init__(self, config: Config, registry: CollectorRegistry | None = None, *,
                  paths: Sequence[Path] | None = None, interval_s: float | None = None,
-                 rehash_every: int = 10) -> None:
+                 rehash_every: int = 10, history_size: int = 20) -> None:
         self.config = config
         self.paths = tuple(Path(p) for p in (config.policies.paths if paths is None else paths))
         self.interval_s = config.policies.watch_interval_s if interval_s is None else interval_s
         self.rehash_every = max(1, rehash_every)
         self.metrics = PolicyMetrics(registry if registry is not None else CollectorRegistry())
-        self.history: deque[ReloadResult] = deque(maxlen=20)
+        self.history: deque[ReloadResult] = deque(maxlen=history_size)
         self._current = build_policy_set((), config)
         self._lock = asyncio.Lock()
         self._swap_lock = threading.Lock()
@@ -162,6 +162,7 @@ class PolicyStore:
 
     def _commit(self, new: PolicySet, sig: _Sig, hashes: _Hashes, trigger: str, *, count: bool) -> ReloadResult:
         with self._swap_lock:
+            new = replace(new, loaded_at=time.time())  # the moment it starts being served
             self._current = new
             self._sig, self._loaded, self._failed, self._pending = sig, hashes, None, False
             loaded = tuple((p.id, p.version) for p in new.policies)

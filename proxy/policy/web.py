@@ -74,11 +74,11 @@ async def _policies(request: web.Request) -> web.Response:
 
 
 def setup_policies(app: web.Application, config: Config, registry: CollectorRegistry, *,
-                   watch: bool = True, sighup: bool = True) -> None:
+                   watch: bool = True, sighup: bool = True, history_size: int = 20) -> None:
     """Register the store's life cycle (``app[POLICY_STORE]``) and the admin routes on ``app``."""
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        store = PolicyStore(config, registry)
+        store = PolicyStore(config, registry, history_size=history_size)
         await asyncio.to_thread(store.load_initial)
         app[POLICY_STORE] = store
         if watch:
