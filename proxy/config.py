@@ -276,6 +276,8 @@ def _simulator(r: Reader) -> SimulatorConfig:
         tpot_s=r.float("tpot_s", d.tpot_s, lo=0.0, hi=10.0),
         **rates,
     )
+    if sum(rates.values()) > 1.0:
+        r.problems.add(r.path, "fault rates (*_rate) must sum to at most 1")
     r.done()
     return sim
 

@@ -1,0 +1,73 @@
+"""``iapo serve``: run the proxy until SIGINT/SIGTERM.
+
+A bad config prints one ``error: FILE: key.path: reason`` line per problem and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+__all__ = ["add_arguments", "run"]
+
+log = logging.getLogger("proxy.server")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=Path("config.yaml"),
+                        help="configuration file (default: ./config.yaml)")
+    parser.add_argument("--host", default=None, help="bind address (default: server.host)")
+    parser.add_argument("--port", type=int, default=None,
+                        help="port (default: server.port; 0 picks a free one)")
+    parser.add_argument("--log-level", default="info",
+                        choices=["debug", "info", "warning", "error"], help="log level")
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from proxy.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"error: {args.config}: {problem}", file=sys.stderr)
+        return 2
+    host = args.host or config.server.host
+    port = config.server.port if args.port is None else args.port
+    if not 0 <= port <= 65535:
+        print(f"error: --port: {port} is not a port number", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_serve(config, host, port))
+    except OSError as exc:
+        print(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _serve(config, host: str, port: int) -> None:  # noqa: ANN001 (Config, lazily imported)
+    from aiohttp import web
+
+    from proxy.server.app import create_app
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    runner = web.AppRunner(create_app(config), handler_cancellation=True, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound = runner.addresses[0][1] if runner.addresses else port
+        log.info("listening on http://%s:%s", host, bound)
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,147 @@
+"""Thin HTTP handlers: translate HTTP to :mod:`proxy.serving` calls and back.
+
+Streaming waits for the service's first chunk before sending headers, so a failure before any
+output still gets its real status; after that, an error goes out as an SSE ``data: {"error":...}``
+event and the stream ends. A client that disconnects cancels the handler (the server runs with
+``handler_cancellation``), which closes the upstream call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from proxy.errors import AuthenticationFailed, InternalError, InvalidRequest, ProxyError
+from proxy.metrics import CONTENT_TYPE
+from proxy.protocol import parse_chat_request
+from proxy.server.state import (API_KEYS, CONFIG, METRICS, REQUEST_ID, REQUEST_MODEL, SERVICE,
+                                UPSTREAM)
+from proxy.serving import RequestContext, find_model
+
+__all__ = ["authenticate", "routes"]
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+_SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-cache",
+                "x-accel-buffering": "no"}
+
+
+def _json(obj: Any, status: int = 200, headers: Any = None) -> web.Response:
+    return web.Response(body=json.dumps(obj, separators=(",", ":")).encode(), status=status,
+                        content_type="application/json", headers=headers)
+
+
+def _sse(obj: Any) -> bytes:
+    return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
+
+
+def authenticate(request: web.Request) -> str | None:
+    """The caller's profile (or None); 401 when a key is required and missing or wrong."""
+    if not request.app[CONFIG].auth.require_api_key:
+        return None
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise AuthenticationFailed("missing API key: send 'Authorization: Bearer <key>'")
+    for key, profile in request.app[API_KEYS].items():
+        if hmac.compare_digest(token.encode(), key.encode()):
+            return profile
+    raise AuthenticationFailed("invalid API key")
+
+
+@routes.post("/v1/chat/completions")
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    config = app[CONFIG]
+    profile = authenticate(request)
+    raw = await request.read()  # 413 past client_max_size
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise InvalidRequest("the request body is not valid JSON") from None
+    req = parse_chat_request(body, max_n=config.server.max_n)
+    request[REQUEST_MODEL] = req.model
+    find_model(config, req.model)
+    ctx = RequestContext(request_id=request[REQUEST_ID], profile=profile, headers=request.headers)
+    service = app[SERVICE]
+    try:
+        if not req.stream:
+            result = await service.complete(req, ctx)
+            return _json(result.body, headers=result.headers)
+        return await _stream(request, service.stream(req, ctx), ctx)
+    except asyncio.CancelledError:
+        ctx.disconnected.set()
+        raise
+
+
+async def _stream(request: web.Request, chunks: Any, ctx: RequestContext) -> web.StreamResponse:
+    try:
+        try:
+            first = await anext(chunks)
+        except StopAsyncIteration:
+            first = None
+        resp = web.StreamResponse(headers={**_SSE_HEADERS, **ctx.response_headers,
+                                           "x-request-id": ctx.request_id})
+        await resp.prepare(request)
+        try:
+            if first is not None:
+                await resp.write(_sse(first))
+                async for part in chunks:
+                    await resp.write(_sse(part))
+            await resp.write(b"data: [DONE]\n\n")
+        except ProxyError as exc:
+            await resp.write(_sse(exc.body()))
+        except ConnectionResetError:
+            ctx.disconnected.set()
+            return resp
+        except Exception:
+            log.exception("request %s failed mid-stream", ctx.request_id)
+            await resp.write(_sse(InternalError("internal server error").body()))
+        await resp.write_eof()
+        return resp
+    finally:
+        await chunks.aclose()
+
+
+@routes.get("/v1/models")
+async def list_models(request: web.Request) -> web.Response:
+    return _json({"object": "list", "data": [_model_obj(m.name) for m in request.app[CONFIG].models]})
+
+
+@routes.get("/v1/models/{name}")
+async def get_model(request: web.Request) -> web.Response:
+    return _json(_model_obj(find_model(request.app[CONFIG], request.match_info["name"]).name))
+
+
+def _model_obj(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "iapo"}
+
+
+@routes.get("/health")
+async def health(request: web.Request) -> web.Response:
+    return _json({"status": "ok"})
+
+
+@routes.get("/ready")
+async def ready(request: web.Request) -> web.Response:
+    models = request.app[CONFIG].models
+    upstream = request.app[UPSTREAM]
+    answers = await asyncio.gather(*(upstream.ready(m) for m in models))
+    status = {m.name: ok for m, ok in zip(models, answers, strict=True)}
+    if all(answers):
+        return _json({"status": "ready", "models": status})
+    down = ", ".join(name for name, ok in status.items() if not ok)
+    err = InternalError(f"upstream not reachable: {down}", status=503, code="not_ready")
+    return _json({**err.body(), "status": "not_ready", "models": status}, status=503)
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    resp = web.Response(body=request.app[METRICS].render())
+    resp.headers["content-type"] = CONTENT_TYPE
+    return resp

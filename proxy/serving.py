@@ -1,0 +1,89 @@
+"""The chat-completions logic behind the HTTP layer (no HTTP framework here).
+
+The server calls a :class:`ChatService`; :class:`PassthroughService` forwards each request to the
+upstream unchanged. The inference-aware pipeline replaces it with its own service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from proxy.config import Config, ModelConfig
+from proxy.errors import NotFound
+from proxy.protocol import ChatRequest, new_id, to_upstream
+from proxy.upstream.base import Upstream
+from proxy.upstream.direct import provider_model_name
+
+__all__ = ["ChatResult", "ChatService", "PassthroughService", "RequestContext", "find_model"]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """What the service knows about the HTTP request.
+
+    ``headers`` is read-only (the pipeline reads ``x-iapo-task`` / ``x-iapo-weights``);
+    ``response_headers`` may be filled by a streaming service before its first chunk, and the
+    server sends them with the stream's headers; ``disconnected`` is set when the client leaves.
+    """
+
+    request_id: str
+    profile: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    response_headers: dict[str, str] = field(default_factory=dict)
+    disconnected: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResult:
+    """A non-streaming answer: the ``chat.completion`` body and extra response headers."""
+
+    body: dict[str, Any]
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class ChatService(Protocol):
+    async def complete(self, req: ChatRequest, ctx: RequestContext) -> ChatResult:
+        """Answer a non-streaming request; raises :class:`proxy.errors.ProxyError` subclasses."""
+        ...
+
+    def stream(self, req: ChatRequest, ctx: RequestContext) -> AsyncIterator[dict[str, Any]]:
+        """Yield ``chat.completion.chunk`` objects as they are produced."""
+        ...
+
+
+def find_model(config: Config, name: str) -> ModelConfig:
+    """The configured virtual model ``name``; 404 ``model_not_found`` if there is none."""
+    model = config.model(name)
+    if model is None:
+        raise NotFound(f"The model '{name}' does not exist", param="model", code="model_not_found")
+    return model
+
+
+class PassthroughService:
+    """Forward every request to its model's upstream; the answer names the virtual model."""
+
+    def __init__(self, config: Config, upstream: Upstream) -> None:
+        self.config = config
+        self.upstream = upstream
+
+    async def complete(self, req: ChatRequest, ctx: RequestContext) -> ChatResult:
+        model = find_model(self.config, req.model)
+        result = await self.upstream.complete(model, to_upstream(req, provider_model_name(model)))
+        body = dict(result.body)
+        body["model"] = req.model
+        body.setdefault("id", new_id())
+        body.setdefault("object", "chat.completion")
+        body.setdefault("created", int(time.time()))
+        body["usage"] = result.usage.to_dict()
+        return ChatResult(body=body)
+
+    async def stream(self, req: ChatRequest, ctx: RequestContext) -> AsyncIterator[dict[str, Any]]:
+        model = find_model(self.config, req.model)
+        async for part in self.upstream.stream(model, to_upstream(req, provider_model_name(model))):
+            out = dict(part)
+            out["model"] = req.model
+            yield out
