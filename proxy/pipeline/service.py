@@ -1,0 +1,322 @@
+"""The inference-aware :class:`proxy.serving.ChatService`: classify → weights → action → rewrite →
+fan out → aggregate.
+
+**The client's ``n``** keeps its OpenAI meaning: how many choices come back. Each returned choice
+is the aggregate of its own N samples (N from the policy's action), so a request draws
+``n * N`` samples; all of one request's samples share the per-request concurrency cap.
+
+**Response.** A normal ``chat.completion`` whose ``usage`` sums every sample, the prompter call
+and the judge calls, plus an ``iapo`` object: ``task`` and ``task_source``, ``weights`` and
+``weights_source``, ``action`` (prompt, n, aggregator, scorer, strategy), ``policy`` (id,
+version, rule), ``samples`` (requested, completed, failed, cancelled, saved_by_early_stop),
+``votes`` (answer -> count, majority) or ``scores`` (per sample: objective scores, utility,
+Best-of-N), ``cost_usd``, ``rewrite_failed``, ``judge_errors``. ``votes``/``scores`` describe
+choice 0; with ``n > 1`` ``per_choice`` lists them for every choice. Headers: ``x-iapo-task``,
+``x-iapo-action`` (``cot;n=9;majority``), ``x-iapo-samples``
+(``requested=9;completed=6;failed=0;cancelled=3``), ``x-iapo-cost-usd``, ``x-iapo-policy``
+(``id@version``).
+
+**Streaming.** With one sample per choice and ``n == 1`` the upstream stream is passed through
+(after the prompt rewrite). Otherwise the service yields :data:`KEEP_ALIVE` (the server writes
+it as the SSE comment ``: keep-alive``) about every ``keepalive_s`` while sampling, then streams
+the chosen answers as chunks; the last content chunk carries the ``iapo`` object, followed by a
+usage chunk when ``stream_options.include_usage``. The headers known before sampling (task,
+action, policy) are put in ``ctx.response_headers`` before the first yield.
+
+**Cancellation.** When the handler task is cancelled (client disconnect) or the stream is
+closed, every sample call in flight is cancelled (:mod:`proxy.pipeline.fanout`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from proxy.actions import ActionSource, Selection, StaticActions
+from proxy.config import Config, ModelConfig, PromptConfig
+from proxy.errors import NotFound
+from proxy.pipeline.classify import TaskClassifier, TaskDecision, last_user_text
+from proxy.pipeline.extract import extractor_for
+from proxy.pipeline.fanout import FanOut, FanoutCounts, choose_strategy
+from proxy.pipeline.metrics import PipelineMetrics
+from proxy.pipeline.rewrite import Rewritten, apply_prompt
+from proxy.pipeline.scorers import Scorers, best_index, utility
+from proxy.pipeline.vote import MajorityVote
+from proxy.pipeline.weights import MODEL_ALIAS_PREFIX, ResolvedWeights, resolve_weights
+from proxy.protocol import ChatRequest, chunk, completion_body, new_id, to_upstream
+from proxy.serving import ChatResult, RequestContext
+from proxy.upstream.base import Upstream, Usage
+from proxy.upstream.direct import provider_model_name
+
+__all__ = ["KEEP_ALIVE", "PipelineService", "is_keep_alive"]
+
+KEEP_ALIVE: dict[str, Any] = {"object": "iapo.keep_alive"}
+"""Yielded by :meth:`PipelineService.stream` while sampling; write it as ``: keep-alive\\n\\n``."""
+
+
+def is_keep_alive(obj: Mapping[str, Any]) -> bool:
+    return obj is KEEP_ALIVE
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    task: TaskDecision
+    weights: ResolvedWeights
+    selection: Selection
+    model: ModelConfig
+    prompt: PromptConfig
+    n: int
+    aggregator: str
+    scorer: str | None
+    strategy: str
+
+
+@dataclass
+class _Choice:
+    text: str
+    finish_reason: str
+    counts: FanoutCounts
+    saved: int = 0
+    votes: dict[str, int] | None = None
+    scores: list[dict[str, Any]] | None = None
+    judge_errors: int = 0
+    usage: Usage = Usage()
+    cost_usd: float = 0.0
+
+
+@dataclass
+class _Answer:
+    plan: _Plan
+    rewritten: Rewritten
+    choices: list[_Choice] = field(default_factory=list)
+
+    @property
+    def usage(self) -> Usage:
+        total = self.rewritten.usage
+        for c in self.choices:
+            total = total + c.counts.usage + c.usage
+        return total
+
+    @property
+    def cost_usd(self) -> float:
+        return self.rewritten.cost_usd + sum(c.counts.cost_usd + c.cost_usd for c in self.choices)
+
+
+class PipelineService:
+    """See the module docstring. ``actions`` defaults to :class:`StaticActions`; an object with
+    ``current()`` (a policy store) is asked once per request for its current policy set."""
+
+    def __init__(self, config: Config, upstream: Upstream, actions: ActionSource | None = None, *,
+                 classifier: TaskClassifier | None = None,
+                 registry: CollectorRegistry | None = None, strategy: str = "auto",
+                 early_stop: bool | None = None, keepalive_s: float = 1.0) -> None:
+        self.config = config
+        self.upstream = upstream
+        self.actions: ActionSource = actions or StaticActions(config)
+        self.classifier = classifier or TaskClassifier.from_config(config)
+        self.metrics = PipelineMetrics(registry)
+        self.fan = FanOut(upstream, config.fanout)
+        self.scorers = Scorers(config, upstream)
+        self.strategy = strategy
+        self.early_stop = config.fanout.early_stop if early_stop is None else early_stop
+        self.keepalive_s = keepalive_s
+
+    async def close(self) -> None:
+        await self.scorers.close()
+
+    # -- planning ---------------------------------------------------------------------------
+    def _model(self, name: str) -> ModelConfig:
+        model = self.config.model(name)
+        if model is None and name.startswith(MODEL_ALIAS_PREFIX) and self.config.models:
+            return self.config.models[0]
+        if model is None:
+            raise NotFound(f"The model '{name}' does not exist", param="model",
+                           code="model_not_found")
+        return model
+
+    def plan(self, req: ChatRequest, ctx: RequestContext) -> _Plan:
+        """Decide task, weights and action for a request (no upstream calls)."""
+        model = self._model(req.model)
+        task = self.classifier.classify(req.messages, req.hints, ctx.headers)
+        weights = resolve_weights(self.config, req.hints, ctx.headers, req.model, ctx.profile)
+        current = getattr(self.actions, "current", None)
+        source = current() if callable(current) else self.actions
+        selection = source.select(task.task, weights.weights)
+        action = selection.action
+        lookup = getattr(source, "prompt", None)
+        prompt = (lookup(action.prompt) if callable(lookup) else None) \
+            or self.config.prompts.get(action.prompt) or PromptConfig(id=action.prompt)
+        task_cfg = self.config.task(task.task)
+        n = max(1, min(action.n, self.config.fanout.n_max))
+        scorer = action.scorer or (task_cfg.scorer if task_cfg else None)
+        strategy = choose_strategy(self.strategy, model, action.aggregator, n, self.early_stop)
+        return _Plan(task, weights, selection, model, prompt, n, action.aggregator, scorer, strategy)
+
+    # -- sampling and aggregation -------------------------------------------------------------
+    async def _choice(self, plan: _Plan, body: Mapping[str, Any], limit: asyncio.Semaphore,
+                      question: str) -> _Choice:
+        if plan.aggregator == "majority":
+            task_cfg = self.config.task(plan.task.task)
+            extract = extractor_for(task_cfg.extractor if task_cfg else None,
+                                    task_cfg.answer_regex if task_cfg else None)
+            vote, texts, saved = MajorityVote(), {}, 0
+            async with self.fan.run(plan.model, body, plan.n, strategy=plan.strategy,
+                                    limit=limit) as run:
+                async for sample in run:
+                    texts[sample.index] = (sample.text, sample.finish_reason or "stop")
+                    vote.add(extract(sample.text), sample.index)
+                    if self.early_stop and run.pending and vote.decided(run.pending):
+                        saved = run.pending
+                        await run.cancel()
+                        break
+                run.check()
+            pick = vote.first_index[vote.leader] if vote.leader is not None else min(texts)
+            text, reason = texts[pick]
+            return _Choice(text, reason, run.counts, saved, votes=dict(vote.counts))
+        async with self.fan.run(plan.model, body, plan.n, strategy=plan.strategy,
+                                limit=limit) as run:
+            samples = [s async for s in run]
+            run.check()
+        report = await self.scorers.score(plan.scorer, question, [s.text for s in samples])
+        w = plan.weights.weights
+        utils = [utility(sc, w, s.cost_usd, self.config.cost_unit_usd)
+                 for sc, s in zip(report.scores, samples)]
+        best = best_index(utils) if samples else 0
+        scores = [{"index": s.index, "scores": sc, "utility": round(u, 6)}
+                  for s, sc, u in zip(samples, report.scores, utils)]
+        if report.judge_errors:
+            self.metrics.judge_errors.labels(plan.scorer or "").inc(report.judge_errors)
+        win = samples[best]
+        return _Choice(win.text, win.finish_reason or "stop", run.counts, scores=scores,
+                       judge_errors=report.judge_errors, usage=report.usage,
+                       cost_usd=report.cost_usd)
+
+    async def answer(self, req: ChatRequest, ctx: RequestContext) -> _Answer:
+        """Plan, rewrite, sample and aggregate every choice of a request."""
+        plan = self.plan(req, ctx)
+        rewritten = await apply_prompt(plan.prompt, req.messages, self.config, self.upstream)
+        if rewritten.rewrite_failed:
+            self.metrics.rewrite_failures.labels(plan.prompt.id).inc()
+        body = to_upstream(replace(req, messages=rewritten.messages, n=1, stream=False,
+                                   stream_options=None), provider_model_name(plan.model))
+        limit = self.fan.request_limit()
+        question = last_user_text(req.messages)
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(self._choice(plan, body, limit, question))
+                     for _ in range(req.n)]
+        out = _Answer(plan, rewritten, [t.result() for t in tasks])
+        for c in out.choices:
+            self.metrics.observe(plan.task.task, plan.n, c.counts.completed, c.counts.failed,
+                                 c.counts.cancelled, c.saved, 0.0)
+        self.metrics.cost.labels(plan.task.task).inc(out.cost_usd)
+        return out
+
+    # -- rendering ----------------------------------------------------------------------------
+    @staticmethod
+    def _headers(plan: _Plan) -> dict[str, str]:
+        sel = plan.selection
+        return {"x-iapo-task": plan.task.task,
+                "x-iapo-action": f"{plan.prompt.id};n={plan.n};{plan.aggregator}",
+                "x-iapo-policy": f"{sel.policy_id}@{sel.policy_version}"}
+
+    @staticmethod
+    def _iapo(ans: _Answer) -> dict[str, Any]:
+        plan, sel = ans.plan, ans.plan.selection
+        counts = [c.counts for c in ans.choices]
+        detail = [{"votes": c.votes} if c.votes is not None else {"scores": c.scores}
+                  for c in ans.choices]
+        obj: dict[str, Any] = {
+            "task": plan.task.task, "task_source": plan.task.source,
+            "task_score": round(plan.task.score, 4),
+            "weights": dict(plan.weights.weights), "weights_source": plan.weights.source,
+            "action": {"prompt": plan.prompt.id, "n": plan.n, "aggregator": plan.aggregator,
+                       "scorer": plan.scorer if plan.aggregator == "best_of_n" else None,
+                       "strategy": plan.strategy},
+            "policy": {"id": sel.policy_id, "version": sel.policy_version, "rule": sel.rule},
+            "samples": {"requested": sum(c.requested for c in counts),
+                        "completed": sum(c.completed for c in counts),
+                        "failed": sum(c.failed for c in counts),
+                        "cancelled": sum(c.cancelled for c in counts),
+                        "saved_by_early_stop": sum(c.saved for c in ans.choices)},
+            "cost_usd": round(ans.cost_usd, 8),
+            "rewrite_failed": ans.rewritten.rewrite_failed,
+            "judge_errors": sum(c.judge_errors for c in ans.choices),
+            **(detail[0] if detail else {}),
+        }
+        if len(detail) > 1:
+            obj["per_choice"] = detail
+        return obj
+
+    def _result_headers(self, ans: _Answer, iapo: Mapping[str, Any]) -> dict[str, str]:
+        s = iapo["samples"]
+        return {**self._headers(ans.plan),
+                "x-iapo-samples": (f"requested={s['requested']};completed={s['completed']};"
+                                   f"failed={s['failed']};cancelled={s['cancelled']}"),
+                "x-iapo-cost-usd": f"{ans.cost_usd:.8f}"}
+
+    async def complete(self, req: ChatRequest, ctx: RequestContext) -> ChatResult:
+        ans = await self.answer(req, ctx)
+        body = completion_body(req.model, [c.text for c in ans.choices], ans.usage.to_dict(),
+                               finish_reasons=[c.finish_reason for c in ans.choices])
+        body["iapo"] = self._iapo(ans)
+        return ChatResult(body=body, headers=self._result_headers(ans, body["iapo"]))
+
+    async def stream(self, req: ChatRequest, ctx: RequestContext) -> AsyncIterator[dict[str, Any]]:
+        plan = self.plan(req, ctx)
+        ctx.response_headers.update(self._headers(plan))
+        if plan.n == 1 and req.n == 1:
+            async for part in self._passthrough(req, plan):
+                yield part
+            return
+        work = asyncio.ensure_future(self.answer(req, ctx))
+        try:
+            while True:
+                done, _ = await asyncio.wait({work}, timeout=self.keepalive_s)
+                if done:
+                    break
+                yield KEEP_ALIVE
+            ans = work.result()
+        finally:
+            if not work.done():
+                work.cancel()
+                await asyncio.wait({work})
+        for part in self._chunks(req, ans):
+            yield part
+
+    async def _passthrough(self, req: ChatRequest, plan: _Plan) -> AsyncIterator[dict[str, Any]]:
+        rewritten = await apply_prompt(plan.prompt, req.messages, self.config, self.upstream)
+        if rewritten.rewrite_failed:
+            self.metrics.rewrite_failures.labels(plan.prompt.id).inc()
+        body = to_upstream(replace(req, messages=rewritten.messages),
+                           provider_model_name(plan.model))
+        self.metrics.n.labels(plan.task.task).observe(1)
+        async for part in self.upstream.stream(plan.model, body):
+            out = dict(part)
+            out["model"] = req.model
+            yield out
+
+    def _chunks(self, req: ChatRequest, ans: _Answer) -> Sequence[dict[str, Any]]:
+        cid, created = new_id(), int(time.time())
+        out = [chunk(cid, created, req.model, [
+            {"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
+             "finish_reason": None} for i in range(len(ans.choices))])]
+        for i, c in enumerate(ans.choices):
+            words = c.text.split(" ")
+            for k in range(0, len(words), 8):
+                piece = " ".join(words[k:k + 8]) + (" " if k + 8 < len(words) else "")
+                out.append(chunk(cid, created, req.model, [
+                    {"index": i, "delta": {"content": piece}, "logprobs": None,
+                     "finish_reason": None}]))
+        final = chunk(cid, created, req.model, [
+            {"index": i, "delta": {}, "logprobs": None, "finish_reason": c.finish_reason}
+            for i, c in enumerate(ans.choices)])
+        final["iapo"] = self._iapo(ans)
+        out.append(final)
+        if req.include_usage:
+            out.append(chunk(cid, created, req.model, [], ans.usage.to_dict()))
+        return out
