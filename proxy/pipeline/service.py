@@ -206,10 +206,15 @@ class PipelineService:
                                    stream_options=None), provider_model_name(plan.model))
         limit = self.fan.request_limit()
         question = last_user_text(req.messages)
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(self._choice(plan, body, limit, question))
-                     for _ in range(req.n)]
-        out = _Answer(plan, rewritten, [t.result() for t in tasks])
+        tasks = [asyncio.ensure_future(self._choice(plan, body, limit, question))
+                 for _ in range(req.n)]
+        try:
+            choices = list(await asyncio.gather(*tasks))
+        finally:  # on the first failure (or cancellation) stop the other choices' samples
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        out = _Answer(plan, rewritten, choices)
         for c in out.choices:
             self.metrics.observe(plan.task.task, plan.n, c.counts.completed, c.counts.failed,
                                  c.counts.cancelled, c.saved, 0.0)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -77,10 +76,6 @@ def config() -> Config:
 @pytest.fixture(scope="session")
 def classifier(config: Config) -> TaskClassifier:
     return TaskClassifier.from_config(config)
-
-
-def with_url(config: Config, url: str) -> Config:
-    return replace(config, models=tuple(replace(m, api_base=url) for m in config.models))
 
 
 @pytest.fixture

@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import pytest
+
+from proxy.config import Config, FanoutConfig
+from proxy.errors import UpstreamError, UpstreamTimeout
+from proxy.pipeline.fanout import FanOut, choose_strategy
+
+
+def _fan(up, **kw) -> FanOut:
+    return FanOut(up, FanoutConfig(**{"sample_timeout_s": 1.0, **kw}))
+
+
+async def test_parallel_draws_n_single_calls(fake, config: Config) -> None:
+    up = fake(lambda b: ["x"])
+    async with _fan(up).run(config.models[0], {"messages": [], "n": 3}, 5) as run:
+        got = [s async for s in run]
+    assert len(got) == 5 and [s.index for s in got] == list(range(5))
+    assert len(up.calls) == 5 and all("n" not in c for c in up.calls)
+    assert (run.counts.completed, run.counts.failed, run.counts.cancelled) == (5, 0, 0)
+    assert run.counts.usage.total_tokens == 5 * 15 and run.counts.cost_usd == pytest.approx(0.005)
+
+
+async def test_n_strategy_verifies_choices_and_tops_up(fake, config: Config) -> None:
+    up = fake(lambda b: ["a"] * min(b.get("n", 1), 3))  # provider caps n at 3
+    async with _fan(up).run(config.models[0], {"messages": []}, 8, strategy="n") as run:
+        got = [s async for s in run]
+    # 8 -> 3 returned, top-up 5 -> 3, top-up 2 -> 2 : all 8 delivered in 3 calls
+    assert len(got) == 8 and [c.get("n") for c in up.calls] == [8, 5, 2]
+    up2 = fake(lambda b: ["a"])  # ignores n entirely
+    async with _fan(up2).run(config.models[0], {"messages": []}, 4, strategy="n") as run2:
+        got2 = [s async for s in run2]
+    assert len(got2) == 3 and run2.counts.failed == 1
+    assert "returned 1 of 2 choices" in run2.counts.summary()
+
+
+async def test_partial_failure_answers_from_successes(fake, config: Config) -> None:
+    seen = iter(range(100))
+    up = fake(lambda b: UpstreamError("upstream 500") if next(seen) % 2 else ["ok"])
+    async with _fan(up, min_success=2).run(config.models[0], {"messages": []}, 6) as run:
+        got = [s async for s in run]
+        run.check()
+    assert len(got) == 3 and run.counts.failed == 3
+
+
+async def test_all_failing_is_502_naming_what_failed(fake, config: Config) -> None:
+    up = fake(lambda b: UpstreamError("simulated upstream failure"))
+    async with _fan(up).run(config.models[0], {"messages": []}, 4) as run:
+        assert [s async for s in run] == []
+        with pytest.raises(UpstreamError) as err:
+            run.check()
+    assert not isinstance(err.value, UpstreamTimeout) and err.value.status == 502
+    assert "0 of 4 samples succeeded" in err.value.message
+    assert "4 x simulated upstream failure" in err.value.message
+
+
+async def test_all_timeouts_is_504(fake, config: Config) -> None:
+    up = fake(lambda b: ["late"], delay=lambda b: 5.0)
+    async with _fan(up, sample_timeout_s=0.05).run(config.models[0], {"messages": []}, 3) as run:
+        assert [s async for s in run] == []
+        with pytest.raises(UpstreamTimeout) as err:
+            run.check()
+    assert err.value.status == 504 and "0 of 3 samples succeeded: 3 timeouts" in err.value.message
+
+
+async def test_concurrency_caps(fake, config: Config) -> None:
+    active, peak = 0, 0
+
+    class Counting(fake):  # type: ignore[misc, valid-type]
+        async def complete(self, model, request, *, timeout_s=None):
+            nonlocal active, peak
+            active += 1
+            peak = max(peak, active)
+            try:
+                await asyncio.sleep(0.01)
+                return await super().complete(model, request, timeout_s=timeout_s)
+            finally:
+                active -= 1
+
+    fan = FanOut(Counting(lambda b: ["x"]), FanoutConfig(max_concurrency=5,
+                                                         per_request_concurrency=3))
+    async with fan.run(config.models[0], {"messages": []}, 10) as run:
+        assert len([s async for s in run]) == 10
+    assert peak == 3
+    limit_a, limit_b = fan.request_limit(), fan.request_limit()
+
+    async def one(limit):
+        async with fan.run(config.models[0], {"messages": []}, 6, limit=limit) as r:
+            return [s async for s in r]
+
+    peak = 0
+    await asyncio.gather(one(limit_a), one(limit_b))
+    assert peak == 5  # two requests at 3 each, held to the global 5
+
+
+async def test_leaving_the_block_cancels_pending_calls(fake, config: Config) -> None:
+    up = fake(lambda b: ["x"], delay=lambda b: 0.0 if len(up.calls) == 1 else 10.0)
+    async with _fan(up, sample_timeout_s=30).run(config.models[0], {"messages": []}, 4) as run:
+        first = await run.__anext__()
+    assert first.index == 0 and run.counts.cancelled == 3 and up.cancelled == 3
+
+
+async def test_cancelling_the_consumer_cancels_the_samples(fake, config: Config) -> None:
+    up = fake(lambda b: ["x"], delay=lambda b: 10.0)
+    fan = _fan(up, sample_timeout_s=30)
+
+    async def consume() -> None:
+        async with fan.run(config.models[0], {"messages": []}, 5) as run:
+            async for _ in run:
+                pass
+
+    task = asyncio.ensure_future(consume())
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert up.cancelled == 5
+
+
+def test_auto_strategy(config: Config) -> None:
+    m = config.models[0]
+    assert choose_strategy("auto", m, "majority", 9, True) == "parallel"
+    assert choose_strategy("auto", m, "majority", 9, False) == "n"
+    assert choose_strategy("auto", m, "best_of_n", 9, True) == "n"
+    no_n = replace(m, supports_n=False)
+    assert choose_strategy("auto", no_n, "best_of_n", 9, True) == "parallel"
+    assert choose_strategy("n", no_n, "majority", 9, True) == "parallel"
