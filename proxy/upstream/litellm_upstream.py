@@ -75,6 +75,8 @@ class LiteLLMUpstream:
             kwargs["api_base"] = model.api_base
         if model.api_key_env:
             kwargs["api_key"] = os.environ.get(model.api_key_env) or None
+        elif "api_base" in kwargs:
+            kwargs["api_key"] = "none"  # a keyless local server; litellm insists on some key
         return kwargs
 
     async def complete(self, model: ModelConfig, request: Mapping[str, Any], *,

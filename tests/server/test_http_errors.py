@@ -1,0 +1,132 @@
+"""Bad input and HTTP-level errors: each a 4xx OpenAI error body, the server healthy after."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+
+import aiohttp
+import pytest
+
+MSG = [{"role": "user", "content": "hi"}]
+
+
+async def _post(url: str, data: bytes | str, headers: dict[str, str] | None = None):
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"{url}/v1/chat/completions", data=data,
+                          headers={"content-type": "application/json", **(headers or {})}) as r:
+            return r.status, r.headers, await r.json(content_type=None)
+
+
+async def _healthy(url: str) -> bool:
+    async with aiohttp.ClientSession() as s:
+        async with s.get(f"{url}/health") as r:
+            return r.status == 200 and (await r.json())["status"] == "ok"
+
+
+def _assert_openai_error(body: dict, type_: str = "invalid_request_error") -> dict:
+    assert set(body) == {"error"}
+    err = body["error"]
+    assert set(err) == {"message", "type", "param", "code"}
+    assert err["type"] == type_ and isinstance(err["message"], str) and err["message"]
+    return err
+
+
+@pytest.mark.parametrize(("payload", "status", "param"), [
+    ("{not json", 400, None),
+    ('["a list"]', 400, None),
+    ({"model": "sim-1"}, 400, "messages"),
+    ({"messages": MSG}, 400, "model"),
+    ({"model": "sim-1", "messages": "hello"}, 400, "messages"),
+    ({"model": "sim-1", "messages": []}, 400, "messages"),
+    ({"model": "sim-1", "messages": [{"role": "wizard", "content": "x"}]}, 400, "messages[0].role"),
+    ({"model": "sim-1", "messages": [{"role": "user", "content": 5}]}, 400, "messages[0].content"),
+    ({"model": "sim-1", "messages": MSG, "temperature": "hot"}, 400, "temperature"),
+    ({"model": "sim-1", "messages": MSG, "temperature": 3}, 400, "temperature"),
+    ({"model": "sim-1", "messages": MSG, "top_p": 1.5}, 400, "top_p"),
+    ({"model": "sim-1", "messages": MSG, "max_tokens": 0}, 400, "max_tokens"),
+    ({"model": "sim-1", "messages": MSG, "stream": "yes"}, 400, "stream"),
+    ({"model": "sim-1", "messages": MSG, "stop": ["a", "b", "c", "d", "e"]}, 400, "stop"),
+    ({"model": "sim-1", "messages": MSG, "n": 17}, 400, "n"),
+    ({"model": "sim-1", "messages": MSG, "n": 1.5}, 400, "n"),
+    ({"model": "sim-1", "messages": MSG, "seed": True}, 400, "seed"),
+    ({"model": "sim-1", "messages": MSG, "iapo": "fast"}, 400, "iapo"),
+    ({"model": "gpt-17", "messages": MSG}, 404, "model"),
+])
+async def test_bad_input_is_4xx_openai_error(proxy_url: str, payload, status: int, param) -> None:
+    data = payload if isinstance(payload, str) else json.dumps(payload)
+    got, headers, body = await _post(proxy_url, data)
+    assert got == status, body
+    err = _assert_openai_error(body)
+    assert err["param"] == param
+    if status == 404:
+        assert err["code"] == "model_not_found"
+    assert headers["content-type"].startswith("application/json")
+    assert await _healthy(proxy_url)
+
+
+async def test_body_over_limit_is_413(start_proxy, repo_config) -> None:
+    config = replace(repo_config, server=replace(repo_config.server, max_body_bytes=4096))
+    url = await start_proxy(config)
+    big = json.dumps({"model": "sim-1", "messages": [{"role": "user", "content": "x" * 8000}]})
+    status, _, body = await _post(url, big)
+    assert status == 413
+    assert _assert_openai_error(body)["code"] == "request_too_large"
+    assert await _healthy(url)
+    small = json.dumps({"model": "sim-1", "messages": MSG})
+    assert (await _post(url, small))[0] == 200
+
+
+async def test_unknown_route_and_wrong_method_use_openai_body(proxy_url: str) -> None:
+    async with aiohttp.ClientSession() as s:
+        async with s.get(f"{proxy_url}/v1/nothing") as r:
+            assert r.status == 404
+            _assert_openai_error(await r.json())
+        async with s.get(f"{proxy_url}/v1/chat/completions") as r:
+            assert r.status == 405
+            _assert_openai_error(await r.json())
+
+
+async def test_request_id_echoed_or_generated(proxy_url: str) -> None:
+    ok = json.dumps({"model": "sim-1", "messages": MSG})
+    _, headers, _ = await _post(proxy_url, ok, {"x-request-id": "req-abc.123"})
+    assert headers["x-request-id"] == "req-abc.123"
+    _, headers, _ = await _post(proxy_url, "{bad", {"x-request-id": "evil\tid with spaces"})
+    assert re.fullmatch(r"[0-9a-f]{32}", headers["x-request-id"])
+    async with aiohttp.ClientSession() as s:
+        async with s.get(f"{proxy_url}/v1/models", headers={"x-request-id": "m-1"}) as r:
+            assert r.headers["x-request-id"] == "m-1"
+
+
+async def test_upstream_faults_through_the_proxy(start_proxy, sim_config) -> None:
+    ok = json.dumps({"model": "sim-1", "messages": MSG})
+    url = await start_proxy(sim_config(error_rate=1.0))
+    status, headers, body = await _post(url, ok)
+    assert status == 502 and _assert_openai_error(body, "upstream_error")
+    url = await start_proxy(sim_config(malformed_rate=1.0))
+    assert (await _post(url, ok))[0] == 502
+    url = await start_proxy(sim_config(drop_rate=1.0))
+    assert (await _post(url, ok))[0] == 502
+    url = await start_proxy(sim_config(rate_limit_rate=1.0))
+    status, headers, body = await _post(url, ok)
+    assert status == 429 and headers["retry-after"] == "1"
+    assert _assert_openai_error(body, "rate_limit_error")
+    assert await _healthy(url)
+
+
+async def test_unexpected_exception_is_500_without_traceback(start_proxy, caplog) -> None:
+    class Broken:
+        async def complete(self, req, ctx):
+            raise RuntimeError("secret internals")
+
+        def stream(self, req, ctx):
+            raise RuntimeError("secret internals")
+
+    url = await start_proxy(service_factory=lambda app: Broken())
+    status, headers, body = await _post(url, json.dumps({"model": "sim-1", "messages": MSG}))
+    assert status == 500
+    err = _assert_openai_error(body, "server_error")
+    assert "secret" not in err["message"] and "Traceback" not in err["message"]
+    assert headers["x-request-id"] in caplog.text
+    assert await _healthy(url)
