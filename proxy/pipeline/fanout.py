@@ -14,6 +14,10 @@ Strategies:
   same accuracy, while for Best-of-N every sample is needed anyway and one ``n=N`` call saves
   N-1 prompt prefills.
 
+Seeds: when the request carries ``seed``, call ``i`` (0-based, in spawn order) sends
+``seed + i``, so the samples are distinct yet reproducible (the same seed draws the same N
+samples whatever order they finish in).
+
 Limits: a process-wide semaphore (``fanout.max_concurrency``) shared by every request and a
 per-request one (``fanout.per_request_concurrency``, shared by all of a request's choices);
 each upstream call has ``fanout.sample_timeout_s``. Leaving the run's ``async with`` block —
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,11 +45,13 @@ __all__ = ["STRATEGIES", "FanOut", "FanoutCounts", "FanoutRun", "Sample", "choos
 log = logging.getLogger(__name__)
 STRATEGIES = ("auto", "parallel", "n")
 _MAX_TOPUPS = 2
+_SEED_MASK = (1 << 63) - 1
 
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    """One generated choice; ``index`` is its arrival order; ``cost_usd`` its share of its call."""
+    """One generated choice; ``index`` is its position in the fan-out (fixed when requested,
+    not arrival order); ``cost_usd`` is its share of its call's cost."""
 
     index: int
     text: str
@@ -119,15 +126,21 @@ class FanoutRun:
         self._body = {k: v for k, v in body.items() if k not in ("n", "stream", "stream_options")}
         self._limit, self._timeout = limit, timeout_s
         self.counts = FanoutCounts(requested=n)
-        self._pending: dict[asyncio.Task[Completion], int] = {}
+        self._pending: dict[asyncio.Task[Completion], tuple[int, int]] = {}  # -> (k, first index)
         self._buffer: list[Sample] = []
         self._topups = 0
-        self._next_index = 0
+        self._spawned = 0
 
     @property
     def pending(self) -> int:
         """Samples not yet delivered nor failed (in flight or buffered)."""
-        return sum(self._pending.values()) + len(self._buffer)
+        return sum(k for k, _ in self._pending.values()) + len(self._buffer)
+
+    @property
+    def pending_min_index(self) -> float:
+        """The lowest sample index still pending (``inf`` when none)."""
+        firsts = [first for _, first in self._pending.values()] + [s.index for s in self._buffer]
+        return min(firsts, default=math.inf)
 
     async def __aenter__(self) -> FanoutRun:
         n = self.counts.requested
@@ -150,8 +163,8 @@ class FanoutRun:
             if not self._pending:
                 raise StopAsyncIteration
             done, _ = await asyncio.wait(self._pending, return_when=asyncio.FIRST_COMPLETED)
-            for task in sorted(done, key=lambda t: t.get_name()):
-                self._collect(task, self._pending.pop(task))
+            for task in sorted(done, key=lambda t: self._pending[t][1]):
+                self._collect(task, *self._pending.pop(task))
         self.counts.completed += 1
         return self._buffer.pop(0)
 
@@ -182,20 +195,22 @@ class FanoutRun:
         raise UpstreamError(message)
 
     def _spawn(self, k: int) -> None:
-        task = asyncio.ensure_future(self._call(k))
-        task.set_name(f"sample-{self.counts.calls:06d}")
+        task = asyncio.ensure_future(self._call(k, self.counts.calls))
         self.counts.calls += 1
-        self._pending[task] = k
+        self._pending[task] = (k, self._spawned)
+        self._spawned += k
 
-    async def _call(self, k: int) -> Completion:
+    async def _call(self, k: int, call_no: int) -> Completion:
         body = dict(self._body)
         if k > 1:
             body["n"] = k
+        if isinstance(body.get("seed"), int) and call_no:
+            body["seed"] = (body["seed"] + call_no) & _SEED_MASK
         async with self._limit, self._fan.global_limit:
             async with asyncio.timeout(self._timeout):
                 return await self._fan.upstream.complete(self._model, body, timeout_s=self._timeout)
 
-    def _collect(self, task: asyncio.Task[Completion], k: int) -> None:
+    def _collect(self, task: asyncio.Task[Completion], k: int, first: int) -> None:
         exc = task.exception()
         if exc is not None:
             self.counts.failed += k
@@ -212,10 +227,9 @@ class FanoutRun:
         self.counts.cost_usd += done.cost_usd
         choices = list(done.body.get("choices") or [])[:k]
         share = done.cost_usd / max(len(choices), 1)
-        for choice in choices:
+        for j, choice in enumerate(choices):
             text = ((choice.get("message") or {}).get("content") or "")
-            self._buffer.append(Sample(self._next_index, text, choice.get("finish_reason"), share))
-            self._next_index += 1
+            self._buffer.append(Sample(first + j, text, choice.get("finish_reason"), share))
         short = k - len(choices)
         if short > 0:
             if self._topups < _MAX_TOPUPS:

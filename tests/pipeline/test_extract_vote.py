@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import itertools
+
+import numpy as np
 import pytest
 
 from proxy.pipeline.extract import (extract_letter, extract_number, extractor_for,
@@ -56,31 +59,50 @@ def test_normalize_number_equivalences() -> None:
     assert normalize_number("abc") is None
 
 
-def test_vote_tie_goes_to_first_to_reach_top_count() -> None:
-    assert majority(["3", "4", "4", "3"]) == "4"  # 4 reached 2 first
-    assert majority(["3", "4"]) == "3"
+def test_vote_ties_go_to_the_lowest_sample_index() -> None:
+    assert majority(["3", "4", "4", "3"]) == "3"
+    assert majority(["4", "3", "3"]) == "3"
     assert majority([None, None]) is None
     assert majority([None, "5", "6", "6"]) == "6"
+    vote = MajorityVote()  # arrival order does not matter, only indices
+    for index, answer in [(3, "a"), (2, "b"), (1, "b"), (0, "a")]:
+        vote.add(answer, index)
+    assert vote.leader == "a"
 
 
-def test_early_stop_is_exact() -> None:
+def test_early_stop_examples() -> None:
     vote = MajorityVote()
     for i, a in enumerate(["7", "7", "8"]):
         vote.add(a, i)
-    assert vote.decided(pending=1)       # 2 >= 1 + 1: 8 can only tie, and ties keep 7
-    assert not vote.decided(pending=2)   # 8 could reach 3 before 7 does
-    vote.add(None, 3)
-    assert vote.abstained == 1
+    assert vote.decided(pending=1, pending_min_index=3)      # 8 can only tie, 7 has index 0
+    assert not vote.decided(pending=2, pending_min_index=3)  # 8 could reach 3
+    late = MajorityVote()
+    for i, a in [(1, "7"), (2, "7"), (3, "8")]:
+        late.add(a, i)
+    assert not late.decided(pending=1, pending_min_index=0)  # 8 + sample 0 ties and wins
     empty = MajorityVote()
-    assert not empty.decided(pending=0) and not empty.decided(pending=3)
+    assert not empty.decided(pending=3) and empty.decided(pending=0)
+    empty.add(None, 0)
+    assert empty.abstained == 1
 
 
 def test_early_stop_never_changes_the_winner() -> None:
-    import itertools
-    for seq in itertools.product(["a", "b", None], repeat=6):
-        vote = MajorityVote()
-        for i, ans in enumerate(seq):
-            vote.add(ans, i)
-            if vote.decided(pending=len(seq) - i - 1):
-                assert vote.leader == majority(seq), seq
-                break
+    rng = np.random.default_rng(0)
+    for seq in itertools.product(["a", "b", "c", None], repeat=5):
+        final = majority(seq)
+        for _ in range(3):
+            order = [int(i) for i in rng.permutation(len(seq))]
+            vote = MajorityVote()
+            for step, i in enumerate(order):
+                vote.add(seq[i], i)
+                rest = order[step + 1:]
+                if vote.decided(len(rest), min(rest, default=float("inf"))):
+                    assert vote.leader == final, (seq, order)
+                    break
+
+
+def test_early_stop_stops_when_the_leader_is_safe() -> None:
+    vote = MajorityVote()
+    for i in range(5):
+        vote.add("9", i)
+    assert vote.decided(pending=4, pending_min_index=5)  # 5 of 9 agree: nothing can tie
