@@ -127,7 +127,12 @@ class PipelineService:
         self.keepalive_s = keepalive_s
 
     async def close(self) -> None:
+        """Close the scorers' HTTP session (the upstream belongs to the caller)."""
         await self.scorers.close()
+
+    async def aclose(self) -> None:
+        """Alias of :meth:`close` (the app's lifecycle calls ``aclose``)."""
+        await self.close()
 
     # -- planning ---------------------------------------------------------------------------
     def _model(self, name: str) -> ModelConfig:
