@@ -108,8 +108,9 @@ class _Answer:
 
 
 class PipelineService:
-    """See the module docstring. ``actions`` defaults to :class:`StaticActions`; an object with
-    ``current()`` (a policy store) is asked once per request for its current policy set."""
+    """See the module docstring. ``actions`` defaults to :class:`StaticActions`; for an object
+    with ``current`` (a policy store: property or method) the current policy set is taken once
+    per request, and its ``prompt(id)`` is preferred over the config's prompt library."""
 
     def __init__(self, config: Config, upstream: Upstream, actions: ActionSource | None = None, *,
                  classifier: TaskClassifier | None = None,
@@ -149,8 +150,10 @@ class PipelineService:
         model = self._model(req.model)
         task = self.classifier.classify(req.messages, req.hints, ctx.headers)
         weights = resolve_weights(self.config, req.hints, ctx.headers, req.model, ctx.profile)
-        current = getattr(self.actions, "current", None)
-        source = current() if callable(current) else self.actions
+        snapshot = getattr(self.actions, "current", None)  # a policy store's current set
+        if callable(snapshot):
+            snapshot = snapshot()
+        source = snapshot if hasattr(snapshot, "select") else self.actions
         selection = source.select(task.task, weights.weights)
         action = selection.action
         lookup = getattr(source, "prompt", None)

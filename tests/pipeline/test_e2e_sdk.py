@@ -1,0 +1,116 @@
+"""The pipeline behind the real proxy app, with the openai SDK as client and the embedded
+simulator as upstream (over HTTP)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import aiohttp
+import openai
+import pytest
+from aiohttp import web
+
+from proxy.actions import Selection
+from proxy.config import Action, Config
+from proxy.pipeline.classify import TaskClassifier
+from proxy.pipeline.extract import extract_number
+from proxy.pipeline.service import PipelineService
+from proxy.policy.store import PolicyStore
+from proxy.server.state import CONFIG, SIM, UPSTREAM
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Fixed:
+    def __init__(self, prompt: str, n: int) -> None:
+        self.action = Action(prompt=prompt, n=n, aggregator="majority")
+
+    def select(self, task: str, weights: Mapping[str, float]) -> Selection:
+        return Selection(self.action, "fixed", "1", "fixed")
+
+
+def _factory(classifier: TaskClassifier, actions=None):
+    def make(app: web.Application) -> PipelineService:
+        config: Config = app[CONFIG]
+        source = actions
+        if source is None:
+            source = PolicyStore(config)
+            source.load_initial()
+        return PipelineService(config, app[UPSTREAM], source, classifier=classifier)
+    return make
+
+
+def _math(k: int) -> list[dict]:
+    rows = [json.loads(x) for x in (ROOT / "proxy/data/tasks/math.jsonl").read_text().splitlines()]
+    return [r for r in rows if r["split"] == "test"][:k]
+
+
+async def _sdk(url: str) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+
+
+async def test_sdk_gets_policy_action_iapo_object_and_headers(start_proxy, classifier) -> None:
+    url = await start_proxy(service_factory=_factory(classifier))
+    item = _math(1)[0]
+    async with await _sdk(url) as client:
+        raw = await client.chat.completions.with_raw_response.create(
+            model="sim-1", messages=[{"role": "user", "content": item["input"]}],
+            extra_body={"iapo": {"profile": "quality"}})
+        resp = raw.parse()
+    iapo = resp.model_extra["iapo"]
+    assert iapo["task"] == "math" and iapo["weights_source"] == "profile:quality"
+    assert iapo["action"]["aggregator"] == "majority" and iapo["action"]["n"] > 1
+    assert iapo["policy"]["id"] != "config" and iapo["votes"]
+    assert raw.headers["x-iapo-task"] == "math"
+    assert raw.headers["x-iapo-action"].endswith(f"n={iapo['action']['n']};majority")
+    assert resp.usage.completion_tokens > 0 and iapo["cost_usd"] > 0
+
+
+async def test_sdk_invalid_weights_is_400(start_proxy, classifier) -> None:
+    url = await start_proxy(service_factory=_factory(classifier, Fixed("cot", 3)))
+    async with await _sdk(url) as client:
+        with pytest.raises(openai.BadRequestError) as err:
+            await client.chat.completions.create(
+                model="sim-1", messages=[{"role": "user", "content": "hi"}],
+                extra_body={"iapo": {"weights": {"accuracy": 1, "speed": 2}}})
+    assert err.value.status_code == 400 and "unknown objective" in str(err.value)
+
+
+async def test_sdk_majority_of_9_beats_one_sample(start_proxy, classifier) -> None:
+    items = _math(100)
+    accs = []
+    for n in (1, 9):
+        url = await start_proxy(service_factory=_factory(classifier, Fixed("cot", n)))
+        async with await _sdk(url) as client:
+            sem = asyncio.Semaphore(16)
+
+            async def one(item: dict) -> tuple[bool, dict]:
+                async with sem:
+                    r = await client.chat.completions.create(
+                        model="sim-1", messages=[{"role": "user", "content": item["input"]}])
+                return extract_number(r.choices[0].message.content or "") == item["answer"], \
+                    r.model_extra["iapo"]
+
+            out = await asyncio.gather(*(one(i) for i in items))
+        accs.append(sum(ok for ok, _ in out) / len(items))
+        assert all(rep["action"]["n"] == n for _, rep in out)
+    assert len(items) >= 100 and accs[1] >= accs[0] + 0.10, accs
+
+
+async def test_client_disconnect_cancels_upstream_samples(start_proxy, classifier) -> None:
+    url = await start_proxy(service_factory=_factory(classifier, Fixed("cot", 6)), ttft_s=10.0)
+    sim = start_proxy.apps[-1][SIM]
+    body = {"model": "sim-1", "messages": [{"role": "user", "content": _math(1)[0]["input"]}]}
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(asyncio.TimeoutError):
+            async with http.post(url + "/v1/chat/completions", json=body,
+                                 timeout=aiohttp.ClientTimeout(total=0.5)):
+                pass
+    for _ in range(300):
+        if sim.stats.cancelled >= 6:
+            break
+        await asyncio.sleep(0.01)
+    assert sim.stats.cancelled == 6 and sim.stats.completed == 0 and sim.stats.in_flight == 0
