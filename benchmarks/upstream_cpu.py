@@ -70,7 +70,7 @@ async def run(url: str, calls: int, warmup: int) -> dict[str, list[float]]:
     await lite.load()
     try:
         return {
-            "direct (aiohttp)": await _measure(lambda: direct.complete(model, REQUEST), calls, warmup),
+            "direct": await _measure(lambda: direct.complete(model, REQUEST), calls, warmup),
             "litellm.acompletion": await _measure(lambda: lite.complete(model, REQUEST), calls, warmup),
         }
     finally:

@@ -5,6 +5,8 @@ Other parts (policies, pipeline) register their own collectors on :attr:`Metrics
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -37,21 +39,41 @@ class Metrics:
                                       ["model", "outcome"], registry=r)
         self.tokens = Counter("iapo_tokens", "Upstream tokens", ["model", "kind"], registry=r)
         self.cost = Counter("iapo_cost_usd", "Upstream cost in US dollars", ["model"], registry=r)
+        # Labelled children, cached: ``labels()`` costs more than the increment on the hot path.
+        self._request_children: dict[tuple[str, int], tuple[Any, Any]] = {}
+        self._call_children: dict[tuple[str, str], Any] = {}
+        self._spend_children: dict[str, tuple[Any, Any, Any]] = {}
 
     def observe_request(self, model: str, status: int, seconds: float) -> None:
-        self.requests.labels(model, str(status)).inc()
-        self.request_seconds.labels(model).observe(seconds)
+        key = (model, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = self._request_children[key] = (
+                self.requests.labels(model, str(status)), self.request_seconds.labels(model))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_upstream(self, model: str, outcome: str, usage: Usage | None = None,
                          cost_usd: float = 0.0) -> None:
-        self.upstream_calls.labels(model, outcome).inc()
+        key = (model, outcome)
+        calls = self._call_children.get(key)
+        if calls is None:
+            calls = self._call_children[key] = self.upstream_calls.labels(model, outcome)
+        calls.inc()
+        if usage is None and cost_usd <= 0:
+            return
+        spend = self._spend_children.get(model)
+        if spend is None:
+            spend = self._spend_children[model] = (
+                self.tokens.labels(model, "prompt"), self.tokens.labels(model, "completion"),
+                self.cost.labels(model))
         if usage is not None:
             if usage.prompt_tokens:
-                self.tokens.labels(model, "prompt").inc(usage.prompt_tokens)
+                spend[0].inc(usage.prompt_tokens)
             if usage.completion_tokens:
-                self.tokens.labels(model, "completion").inc(usage.completion_tokens)
+                spend[1].inc(usage.completion_tokens)
         if cost_usd > 0:
-            self.cost.labels(model).inc(cost_usd)
+            spend[2].inc(cost_usd)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of everything on :attr:`registry`."""

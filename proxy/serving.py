@@ -55,9 +55,10 @@ class ChatService(Protocol):
         ...
 
 
-def find_model(config: Config, name: str) -> ModelConfig:
-    """The configured virtual model ``name``; 404 ``model_not_found`` if there is none."""
-    model = config.model(name)
+def find_model(models: Config | Mapping[str, ModelConfig], name: str) -> ModelConfig:
+    """The virtual model ``name`` (from a config or a name -> model mapping); 404
+    ``model_not_found`` if there is none."""
+    model = models.model(name) if isinstance(models, Config) else models.get(name)
     if model is None:
         raise NotFound(f"The model '{name}' does not exist", param="model", code="model_not_found")
     return model
@@ -69,20 +70,23 @@ class PassthroughService:
     def __init__(self, config: Config, upstream: Upstream) -> None:
         self.config = config
         self.upstream = upstream
+        self._models = {m.name: m for m in config.models}
 
     async def complete(self, req: ChatRequest, ctx: RequestContext) -> ChatResult:
-        model = find_model(self.config, req.model)
+        model = find_model(self._models, req.model)
         result = await self.upstream.complete(model, to_upstream(req, provider_model_name(model)))
         body = dict(result.body)
         body["model"] = req.model
-        body.setdefault("id", new_id())
+        if "id" not in body:
+            body["id"] = new_id()
+        if "created" not in body:
+            body["created"] = int(time.time())
         body.setdefault("object", "chat.completion")
-        body.setdefault("created", int(time.time()))
         body["usage"] = result.usage.to_dict()
         return ChatResult(body=body)
 
     async def stream(self, req: ChatRequest, ctx: RequestContext) -> AsyncIterator[dict[str, Any]]:
-        model = find_model(self.config, req.model)
+        model = find_model(self._models, req.model)
         async for part in self.upstream.stream(model, to_upstream(req, provider_model_name(model))):
             out = dict(part)
             out["model"] = req.model

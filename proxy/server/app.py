@@ -20,7 +20,7 @@ from proxy.config import Config
 from proxy.metrics import Metrics
 from proxy.server.middleware import error_middleware
 from proxy.server.routes import routes
-from proxy.server.state import API_KEYS, CONFIG, METRICS, SERVICE, SIM, UPSTREAM
+from proxy.server.state import API_KEYS, CONFIG, METRICS, MODELS, SERVICE, SIM, UPSTREAM
 from proxy.serving import ChatService, PassthroughService
 from proxy.upstream.base import Upstream
 from proxy.upstream.direct import provider_model_name
@@ -48,6 +48,7 @@ def create_app(config: Config, *, upstream: Upstream | None = None,
     app = web.Application(middlewares=[error_middleware],
                           client_max_size=config.server.max_body_bytes)
     app[CONFIG] = config
+    app[MODELS] = {m.name: m for m in config.models}
     app[METRICS] = metrics or Metrics()
     owned = upstream is None
     app[UPSTREAM] = upstream or UpstreamRouter(metrics=app[METRICS])

@@ -19,8 +19,8 @@ from aiohttp import web
 from proxy.errors import AuthenticationFailed, InternalError, InvalidRequest, ProxyError
 from proxy.metrics import CONTENT_TYPE
 from proxy.protocol import parse_chat_request
-from proxy.server.state import (API_KEYS, CONFIG, METRICS, REQUEST_ID, REQUEST_MODEL, SERVICE,
-                                UPSTREAM)
+from proxy.server.state import (API_KEYS, CONFIG, METRICS, MODELS, REQUEST_ID, REQUEST_MODEL,
+                                SERVICE, UPSTREAM)
 from proxy.serving import RequestContext, find_model
 
 __all__ = ["authenticate", "routes"]
@@ -66,7 +66,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         raise InvalidRequest("the request body is not valid JSON") from None
     req = parse_chat_request(body, max_n=config.server.max_n)
     request[REQUEST_MODEL] = req.model
-    find_model(config, req.model)
+    find_model(app[MODELS], req.model)
     ctx = RequestContext(request_id=request[REQUEST_ID], profile=profile, headers=request.headers)
     service = app[SERVICE]
     try:
@@ -115,7 +115,7 @@ async def list_models(request: web.Request) -> web.Response:
 
 @routes.get("/v1/models/{name}")
 async def get_model(request: web.Request) -> web.Response:
-    return _json(_model_obj(find_model(request.app[CONFIG], request.match_info["name"]).name))
+    return _json(_model_obj(find_model(request.app[MODELS], request.match_info["name"]).name))
 
 
 def _model_obj(name: str) -> dict[str, Any]:

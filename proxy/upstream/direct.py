@@ -1,5 +1,8 @@
-"""The direct path: OpenAI-compatible HTTP (OpenAI, vLLM, the simulator) over one shared
-``aiohttp.ClientSession``, without litellm.
+"""The direct path: OpenAI-compatible HTTP (OpenAI, vLLM, the simulator) without litellm.
+
+Non-streaming calls go over :class:`proxy.upstream.http1.Http1Pool` (a lean keep-alive pool:
+a third of aiohttp's client CPU per call); streams and ``ready`` over one shared
+``aiohttp.ClientSession``.
 
 Failures map to the proxy's errors: connection errors and malformed bodies → 502
 :class:`UpstreamError`; our own ``asyncio.timeout`` → 504 :class:`UpstreamTimeout`; upstream
@@ -21,6 +24,7 @@ import aiohttp
 from proxy.config import ModelConfig
 from proxy.errors import UpstreamError, UpstreamTimeout
 from proxy.upstream.base import Completion, UpstreamRateLimited, Usage, config_cost, usage_of
+from proxy.upstream.http1 import Http1Pool
 
 __all__ = ["DirectUpstream", "provider_model_name"]
 
@@ -48,6 +52,12 @@ class DirectUpstream:
     def __init__(self, *, limit: int = 512) -> None:
         self._limit = limit
         self._session: aiohttp.ClientSession | None = None
+        self._http1: Http1Pool | None = None
+
+    def _pool(self) -> Http1Pool:
+        if self._http1 is None:
+            self._http1 = Http1Pool(self._limit)
+        return self._http1
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -97,16 +107,15 @@ class DirectUpstream:
 
     async def _complete_once(self, model: ModelConfig, data: bytes) -> dict[str, Any]:
         try:
-            async with self._http().post(self._url(model, "/chat/completions"), data=data,
-                                         headers=self._headers(model)) as resp:
-                raw = await resp.read()
-                if resp.status >= 400:
-                    raise _status_error(model, resp.status, raw, resp.headers)
-        except aiohttp.ClientError as exc:
+            resp = await self._pool().post(self._url(model, "/chat/completions"), data,
+                                           self._headers(model))
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
             raise _Retryable(UpstreamError(f"upstream '{model.name}' connection failed: "
                                            f"{type(exc).__name__}"), None) from None
+        if resp.status >= 400:
+            raise _status_error(model, resp.status, resp.body, resp.headers)
         try:
-            body = json.loads(raw)
+            body = json.loads(resp.body)
         except ValueError:
             raise UpstreamError(f"upstream '{model.name}' returned malformed JSON") from None
         if not isinstance(body, dict) or not isinstance(body.get("choices"), list):
@@ -199,6 +208,9 @@ class DirectUpstream:
             return False
 
     async def close(self) -> None:
+        if self._http1 is not None:
+            await self._http1.close()
+            self._http1 = None
         if self._session is not None:
             await self._session.close()
             self._session = None
