@@ -178,7 +178,8 @@ class PipelineService:
                 async for sample in run:
                     texts[sample.index] = (sample.text, sample.finish_reason or "stop")
                     vote.add(extract(sample.text), sample.index)
-                    if (self.early_stop and run.pending
+                    # samples already received are free: vote them all before stopping
+                    if (self.early_stop and run.pending and not run.buffered
                             and vote.decided(run.pending, run.pending_min_index)):
                         saved = run.pending
                         await run.cancel()

@@ -128,3 +128,26 @@ def test_auto_strategy(config: Config) -> None:
     no_n = replace(m, supports_n=False)
     assert choose_strategy("auto", no_n, "best_of_n", 9, True) == "parallel"
     assert choose_strategy("n", no_n, "majority", 9, True) == "parallel"
+
+
+async def test_samples_received_in_one_call_are_never_counted_as_saved(fake, config: Config,
+                                                                       classifier) -> None:
+    from proxy.actions import Selection
+    from proxy.config import Action
+    from proxy.pipeline.service import PipelineService
+    from proxy.protocol import parse_chat_request
+    from proxy.serving import RequestContext
+
+    class NAction:
+        def select(self, task, weights):
+            return Selection(Action("cot", 5, "majority"), "t", "1", "fixed")
+
+    up = fake(lambda b: ["The answer is 3."] * b.get("n", 1))
+    svc = PipelineService(config, up, NAction(), classifier=classifier, strategy="n")
+    req = parse_chat_request({"model": "sim-1", "messages": [{"role": "user", "content": "1+2?"}]},
+                             max_n=4)
+    res = await svc.complete(req, RequestContext(request_id="x"))
+    samples = res.body["iapo"]["samples"]
+    assert len(up.calls) == 1 and up.calls[0]["n"] == 5
+    assert samples["completed"] == 5 and samples["saved_by_early_stop"] == 0
+    assert res.body["iapo"]["votes"] == {"3": 5}
