@@ -1,7 +1,8 @@
 """Thin HTTP handlers: translate HTTP to :mod:`proxy.serving` calls and back.
 
-Streaming waits for the service's first chunk before sending headers, so a failure before any
-output still gets its real status; after that, an error goes out as an SSE ``data: {"error":...}``
+``server.request_timeout_s`` bounds a whole non-streaming request and a stream's wait for its
+first chunk (504). Streaming waits for the service's first chunk before sending headers, so a
+failure before any output still gets its real status; after that, an error goes out as an SSE ``data: {"error":...}``
 event and the stream ends. A client that disconnects cancels the handler (the server runs with
 ``handler_cancellation``), which closes the upstream call.
 """
@@ -16,7 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
-from proxy.errors import AuthenticationFailed, InternalError, InvalidRequest, ProxyError
+from proxy.errors import (AuthenticationFailed, InternalError, InvalidRequest, ProxyError,
+                          UpstreamTimeout)
 from proxy.metrics import CONTENT_TYPE
 from proxy.protocol import parse_chat_request
 from proxy.server.state import (API_KEYS, CONFIG, METRICS, MODELS, REQUEST_ID, REQUEST_MODEL,
@@ -69,22 +71,35 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     find_model(app[MODELS], req.model)
     ctx = RequestContext(request_id=request[REQUEST_ID], profile=profile, headers=request.headers)
     service = app[SERVICE]
+    limit = config.server.request_timeout_s
     try:
         if not req.stream:
-            result = await service.complete(req, ctx)
+            try:
+                async with asyncio.timeout(limit):
+                    result = await service.complete(req, ctx)
+            except TimeoutError:
+                raise _too_slow(limit) from None
             return _json(result.body, headers=result.headers)
-        return await _stream(request, service.stream(req, ctx), ctx)
+        return await _stream(request, service.stream(req, ctx), ctx, limit)
     except asyncio.CancelledError:
         ctx.disconnected.set()
         raise
 
 
-async def _stream(request: web.Request, chunks: Any, ctx: RequestContext) -> web.StreamResponse:
+def _too_slow(limit: float) -> UpstreamTimeout:
+    return UpstreamTimeout(f"no answer within server.request_timeout_s ({limit:g} s)")
+
+
+async def _stream(request: web.Request, chunks: Any, ctx: RequestContext,
+                  first_chunk_limit: float) -> web.StreamResponse:
     try:
         try:
-            first = await anext(chunks)
+            async with asyncio.timeout(first_chunk_limit):
+                first = await anext(chunks)
         except StopAsyncIteration:
             first = None
+        except TimeoutError:
+            raise _too_slow(first_chunk_limit) from None
         resp = web.StreamResponse(headers={**_SSE_HEADERS, **ctx.response_headers,
                                            "x-request-id": ctx.request_id})
         await resp.prepare(request)

@@ -162,3 +162,14 @@ async def test_ready_and_metrics(start_proxy, repo_config) -> None:
             body = await r.json()
     assert body["models"] == {"sim-1": True, "gone": False}
     assert "gone" in body["error"]["message"]
+
+
+async def test_request_timeout_is_504(start_proxy, repo_config) -> None:
+    config = replace(repo_config, server=replace(repo_config.server, request_timeout_s=0.2))
+    url = await start_proxy(replace(config, simulator=replace(config.simulator, ttft_s=2.0)))
+    async with aiohttp.ClientSession() as s:
+        for stream in (False, True):
+            async with s.post(url + CHAT, json={"model": "sim-1", "messages": MSG,
+                                               "stream": stream}) as r:
+                assert r.status == 504
+                assert (await r.json())["error"]["type"] == "timeout_error"
