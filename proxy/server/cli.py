@@ -11,6 +11,10 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from proxy.config import Config
 
 __all__ = ["add_arguments", "run"]
 
@@ -51,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(config, host: str, port: int) -> None:  # noqa: ANN001 (Config, lazily imported)
+async def _serve(config: Config, host: str, port: int) -> None:
     from aiohttp import web
 
     from proxy.server.app import create_app
