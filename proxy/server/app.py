@@ -11,7 +11,7 @@ import asyncio
 import inspect
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -39,11 +39,14 @@ ServiceFactory = Callable[[web.Application], ChatService | Awaitable[ChatService
 
 def create_app(config: Config, *, upstream: Upstream | None = None,
                service_factory: ServiceFactory | None = None,
-               metrics: Metrics | None = None) -> web.Application:
+               metrics: Metrics | None = None,
+               plugins: Sequence[Callable[[web.Application], None]] = ()) -> web.Application:
     """The proxy as an aiohttp application (not started).
 
     ``upstream`` replaces the default :class:`UpstreamRouter` (the caller then owns and closes
-    it); ``service_factory`` replaces :class:`PassthroughService`.
+    it); ``service_factory`` replaces :class:`PassthroughService`. Each plug-in is called with
+    the app after its state keys are set and before the service's life cycle is registered, so
+    what a plug-in starts in ``cleanup_ctx`` (e.g. the policy store) is up when the factory runs.
     """
     app = web.Application(middlewares=[error_middleware],
                           client_max_size=config.server.max_body_bytes)
@@ -58,6 +61,8 @@ def create_app(config: Config, *, upstream: Upstream | None = None,
         log.warning("auth.require_api_key is set but none of the key env vars is set: "
                     "every request will be refused")
     app.add_routes(routes)
+    for plugin in plugins:
+        plugin(app)
     app.cleanup_ctx.append(_lifecycle(service_factory, owned))
     return app
 

@@ -173,3 +173,30 @@ async def test_request_timeout_is_504(start_proxy, repo_config) -> None:
                                                "stream": stream}) as r:
                 assert r.status == 504
                 assert (await r.json())["error"]["type"] == "timeout_error"
+
+
+async def test_plugins_start_before_the_service_factory(start_proxy) -> None:
+    from aiohttp import web
+
+    events: list[str] = []
+
+    def plugin(app: web.Application) -> None:
+        async def ctx(app: web.Application):
+            events.append("plugin up")
+            yield
+            events.append("plugin down")
+        async def extra(request: web.Request) -> web.Response:
+            return web.json_response({"extra": True})
+
+        app.cleanup_ctx.append(ctx)
+        app.router.add_get("/extra", extra)
+
+    def factory(app: web.Application) -> PassthroughService:
+        events.append("factory")
+        return PassthroughService(app[CONFIG], app[UPSTREAM])
+
+    url = await start_proxy(plugins=[plugin], service_factory=factory)
+    assert events == ["plugin up", "factory"]
+    async with aiohttp.ClientSession() as s:
+        async with s.get(url + "/extra") as r:
+            assert (await r.json()) == {"extra": True} and r.headers["x-request-id"]
