@@ -259,7 +259,7 @@ def _auth(r: Reader) -> AuthConfig:
     auth = AuthConfig(
         require_api_key=r.bool("require_api_key", False),
         keys=tuple(keys),
-        admin_key_env=r.str("admin_key_env", AuthConfig.admin_key_env),
+        admin_key_env=r.str("admin_key_env", "IAPO_ADMIN_KEY"),
     )
     r.done()
     return auth
