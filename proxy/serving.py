@@ -18,7 +18,16 @@ from proxy.protocol import ChatRequest, new_id, to_upstream
 from proxy.upstream.base import Upstream
 from proxy.upstream.direct import provider_model_name
 
-__all__ = ["ChatResult", "ChatService", "PassthroughService", "RequestContext", "find_model"]
+__all__ = ["KEEP_ALIVE", "ChatResult", "ChatService", "PassthroughService", "RequestContext",
+           "find_model", "is_keep_alive"]
+
+KEEP_ALIVE: dict[str, Any] = {"object": "iapo.keep_alive"}
+"""A streaming service yields this while it has nothing to send yet; the server writes it as
+the SSE comment ``: keep-alive`` (clients ignore comments; proxies see the connection is alive)."""
+
+
+def is_keep_alive(obj: Mapping[str, Any]) -> bool:
+    return obj is KEEP_ALIVE
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +60,7 @@ class ChatService(Protocol):
         ...
 
     def stream(self, req: ChatRequest, ctx: RequestContext) -> AsyncIterator[dict[str, Any]]:
-        """Yield ``chat.completion.chunk`` objects as they are produced."""
+        """Yield ``chat.completion.chunk`` objects as they are produced, or :data:`KEEP_ALIVE`."""
         ...
 
 

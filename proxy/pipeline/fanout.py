@@ -134,6 +134,8 @@ class FanoutRun:
         self._buffer: list[Sample] = []
         self._topups = 0
         self._spawned = 0
+        self._first_error: UpstreamError | None = None  # for check(), with every error's kind:
+        self._error_kinds: set[tuple[type, int]] = set()
 
     @property
     def pending(self) -> int:
@@ -194,13 +196,21 @@ class FanoutRun:
     def check(self, min_success: int | None = None) -> None:
         """Raise when fewer than ``min_success`` (default ``fanout.min_success``, at most the
         number requested) samples completed: :class:`UpstreamTimeout` when every failure was a
-        timeout, else :class:`UpstreamError`, with :meth:`FanoutCounts.summary` as message."""
+        timeout, the upstream's own error class and status when every failure was the same kind
+        (a 429 stays a 429 with its ``retry-after``), else :class:`UpstreamError` (502); the
+        message is :meth:`FanoutCounts.summary`."""
         need = min(min_success or self._fan.config.min_success, self.counts.requested)
         if self.counts.completed >= need:
             return
         message = self.counts.summary() + f" (need {need})"
         if self.counts.timeouts and not self.counts.errors:
             raise UpstreamTimeout(message)
+        first = self._first_error
+        if first is not None and not self.counts.timeouts and len(self._error_kinds) == 1:
+            # every sample failed the same way upstream (e.g. 429, or a 400 for a bad parameter):
+            # keep its status and headers (retry-after) so that clients react as to the upstream
+            raise type(first)(message, param=first.param, code=first.code, status=first.status,
+                              headers=dict(first.headers))
         raise UpstreamError(message)
 
     def _spawn(self, k: int) -> None:
@@ -227,6 +237,9 @@ class FanoutRun:
                 self.counts.timeouts += k
             else:
                 msg = exc.message if isinstance(exc, UpstreamError) else type(exc).__name__
+                self._error_kinds.add((type(exc), getattr(exc, "status", 500)))
+                if isinstance(exc, UpstreamError) and self._first_error is None:
+                    self._first_error = exc
                 self.counts.errors[msg[:120]] += k
                 if not isinstance(exc, UpstreamError):
                     log.error("sample call failed unexpectedly", exc_info=exc)

@@ -49,18 +49,11 @@ from proxy.pipeline.scorers import Scorers, best_index, utility
 from proxy.pipeline.vote import MajorityVote
 from proxy.pipeline.weights import MODEL_ALIAS_PREFIX, ResolvedWeights, resolve_weights
 from proxy.protocol import ChatRequest, chunk, completion_body, new_id, to_upstream
-from proxy.serving import ChatResult, RequestContext
+from proxy.serving import KEEP_ALIVE, ChatResult, RequestContext, is_keep_alive
 from proxy.upstream.base import Upstream, Usage
 from proxy.upstream.direct import provider_model_name
 
-__all__ = ["KEEP_ALIVE", "PipelineService", "is_keep_alive"]
-
-KEEP_ALIVE: dict[str, Any] = {"object": "iapo.keep_alive"}
-"""Yielded by :meth:`PipelineService.stream` while sampling; write it as ``: keep-alive\\n\\n``."""
-
-
-def is_keep_alive(obj: Mapping[str, Any]) -> bool:
-    return obj is KEEP_ALIVE
+__all__ = ["KEEP_ALIVE", "PipelineService", "is_keep_alive"]  # KEEP_ALIVE etc. from serving
 
 
 @dataclass(frozen=True, slots=True)

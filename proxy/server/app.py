@@ -1,8 +1,13 @@
 """The app factory: ``create_app(config) -> web.Application``.
 
-Start-up and shutdown live in one ``cleanup_ctx``: the embedded simulator (when a model has
+By default the app is the whole product: the policy store (hot reload, ``/admin/*``) as a
+plug-in and the inference-aware :class:`proxy.pipeline.service.PipelineService` as the chat
+service. Start-up and shutdown live in ``cleanup_ctx``: the embedded simulator (when a model has
 ``api_base: embedded``) on 127.0.0.1 at a free port, the shared upstream (one HTTP session for
 the process) and the chat service. State is under the typed keys of :mod:`proxy.server.state`.
+
+Virtual models: every configured model, plus ``iapo-<profile>`` for every profile (the first
+model, answered with that profile's weights) unless a model already has that name.
 """
 
 from __future__ import annotations
@@ -16,12 +21,13 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from proxy.config import Config
+from proxy.config import Config, ModelConfig
 from proxy.metrics import Metrics
+from proxy.pipeline.weights import MODEL_ALIAS_PREFIX
 from proxy.server.middleware import error_middleware
 from proxy.server.routes import routes
 from proxy.server.state import API_KEYS, CONFIG, METRICS, MODELS, SERVICE, SIM, UPSTREAM
-from proxy.serving import ChatService, PassthroughService
+from proxy.serving import ChatService
 from proxy.upstream.base import Upstream
 from proxy.upstream.direct import provider_model_name
 from proxy.upstream.router import UpstreamRouter
@@ -29,7 +35,7 @@ from proxy.upstream.router import UpstreamRouter
 if TYPE_CHECKING:
     from proxy.sim.server import SimServer
 
-__all__ = ["ServiceFactory", "create_app"]
+__all__ = ["ServiceFactory", "create_app", "pipeline_service", "policy_plugin"]
 
 log = logging.getLogger(__name__)
 
@@ -40,18 +46,20 @@ ServiceFactory = Callable[[web.Application], ChatService | Awaitable[ChatService
 def create_app(config: Config, *, upstream: Upstream | None = None,
                service_factory: ServiceFactory | None = None,
                metrics: Metrics | None = None,
-               plugins: Sequence[Callable[[web.Application], None]] = ()) -> web.Application:
+               plugins: Sequence[Callable[[web.Application], None]] | None = None,
+               ) -> web.Application:
     """The proxy as an aiohttp application (not started).
 
     ``upstream`` replaces the default :class:`UpstreamRouter` (the caller then owns and closes
-    it); ``service_factory`` replaces :class:`PassthroughService`. Each plug-in is called with
-    the app after its state keys are set and before the service's life cycle is registered, so
-    what a plug-in starts in ``cleanup_ctx`` (e.g. the policy store) is up when the factory runs.
+    it); ``service_factory`` replaces the pipeline (e.g. with
+    :class:`proxy.serving.PassthroughService`). Each plug-in is called with the app after its
+    state keys are set and before the service's life cycle is registered, so what a plug-in
+    starts in ``cleanup_ctx`` is up when the factory runs; ``None`` means the policy store.
     """
     app = web.Application(middlewares=[error_middleware],
                           client_max_size=config.server.max_body_bytes)
     app[CONFIG] = config
-    app[MODELS] = {m.name: m for m in config.models}
+    app[MODELS] = _virtual_models(config)
     app[METRICS] = metrics or Metrics()
     owned = upstream is None
     app[UPSTREAM] = upstream or UpstreamRouter(metrics=app[METRICS])
@@ -61,7 +69,7 @@ def create_app(config: Config, *, upstream: Upstream | None = None,
         log.warning("auth.require_api_key is set but none of the key env vars is set: "
                     "every request will be refused")
     app.add_routes(routes)
-    for plugin in plugins:
+    for plugin in (policy_plugin,) if plugins is None else plugins:
         plugin(app)
     app.cleanup_ctx.append(_lifecycle(service_factory, owned))
     return app
@@ -75,12 +83,8 @@ def _lifecycle(service_factory: ServiceFactory | None, owned: bool
         app[SIM] = sim
         if sim is not None and isinstance(upstream, UpstreamRouter):
             upstream.set_embedded_url(sim.url)
-        service: ChatService
-        if service_factory is None:
-            service = PassthroughService(config, upstream)
-        else:
-            made = service_factory(app)
-            service = await made if inspect.isawaitable(made) else made
+        made = (service_factory or pipeline_service)(app)
+        service: ChatService = await made if inspect.isawaitable(made) else made
         app[SERVICE] = service
         try:
             yield
@@ -93,6 +97,34 @@ def _lifecycle(service_factory: ServiceFactory | None, owned: bool
             if sim is not None:
                 await sim.stop()
     return lifecycle
+
+
+def _virtual_models(config: Config) -> dict[str, ModelConfig]:
+    models = {m.name: m for m in config.models}
+    if config.models:
+        for profile in config.profiles:
+            models.setdefault(f"{MODEL_ALIAS_PREFIX}{profile}", config.models[0])
+    return models
+
+
+def policy_plugin(app: web.Application) -> None:
+    """The policy store on the app's config and metrics registry (see :mod:`proxy.policy.web`)."""
+    from proxy.policy.web import setup_policies
+
+    setup_policies(app, app[CONFIG], app[METRICS].registry)
+
+
+async def pipeline_service(app: web.Application) -> ChatService:
+    """The inference-aware service; actions from the policy store when there is one, else the
+    config's static table. The task classifier loads (or trains) off the event loop."""
+    from proxy.pipeline.classify import TaskClassifier
+    from proxy.pipeline.service import PipelineService
+    from proxy.policy.web import POLICY_STORE
+
+    config = app[CONFIG]
+    classifier = await asyncio.to_thread(TaskClassifier.from_config, config)
+    return PipelineService(config, app[UPSTREAM], app.get(POLICY_STORE), classifier=classifier,
+                           registry=app[METRICS].registry)
 
 
 async def _start_simulator(config: Config) -> SimServer | None:

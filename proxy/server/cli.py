@@ -1,6 +1,7 @@
 """``iapo serve``: run the proxy until SIGINT/SIGTERM.
 
-A bad config prints one ``error: FILE: key.path: reason`` line per problem and exits 2.
+A bad config or policy file prints one ``error: FILE: key.path: reason`` line per problem and
+exits 2 (the proxy never starts on a policy it cannot use; later reloads keep the old one).
 """
 
 from __future__ import annotations
@@ -47,8 +48,14 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= port <= 65535:
         print(f"error: --port: {port} is not a port number", file=sys.stderr)
         return 2
+    from proxy.policy.load import PolicyError
+
     try:
         asyncio.run(_serve(config, host, port))
+    except PolicyError as exc:  # an initial policy file is invalid: refuse to start
+        for problem in exc.problems:
+            print(f"error: {exc.source}: {problem}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 1

@@ -23,7 +23,7 @@ from proxy.metrics import CONTENT_TYPE
 from proxy.protocol import parse_chat_request
 from proxy.server.state import (API_KEYS, CONFIG, METRICS, MODELS, REQUEST_ID, REQUEST_MODEL,
                                 SERVICE, UPSTREAM)
-from proxy.serving import RequestContext, find_model
+from proxy.serving import RequestContext, find_model, is_keep_alive
 
 __all__ = ["authenticate", "routes"]
 
@@ -39,6 +39,8 @@ def _json(obj: Any, status: int = 200, headers: Any = None) -> web.Response:
 
 
 def _sse(obj: Any) -> bytes:
+    if is_keep_alive(obj):
+        return b": keep-alive\n\n"
     return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
 
 
@@ -125,7 +127,7 @@ async def _stream(request: web.Request, chunks: Any, ctx: RequestContext,
 
 @routes.get("/v1/models")
 async def list_models(request: web.Request) -> web.Response:
-    return _json({"object": "list", "data": [_model_obj(m.name) for m in request.app[CONFIG].models]})
+    return _json({"object": "list", "data": [_model_obj(name) for name in request.app[MODELS]]})
 
 
 @routes.get("/v1/models/{name}")

@@ -8,6 +8,7 @@ import openai
 import pytest
 
 MSG = [{"role": "user", "content": "What is 17 + 25?"}]
+MSG_CHAT = [{"role": "user", "content": "Tell me about the history of suspension bridges."}]
 
 
 async def test_chat_completion(client: openai.AsyncOpenAI) -> None:
@@ -28,7 +29,7 @@ async def test_stream_arrives_before_upstream_finished(start_proxy) -> None:
     async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0) as client:
         t0 = time.perf_counter()
         stream = await client.chat.completions.create(
-            model="sim-1", messages=MSG, stream=True, max_tokens=25,
+            model="sim-1", messages=MSG_CHAT, stream=True, max_tokens=25,  # one sample: live
             stream_options={"include_usage": True})
         first_at, parts, usage = None, [], None
         async for chunk in stream:
@@ -53,7 +54,7 @@ async def test_n3(client: openai.AsyncOpenAI) -> None:
 
 async def test_models_list(client: openai.AsyncOpenAI) -> None:
     models = await client.models.list()
-    assert [m.id for m in models.data] == ["sim-1"]
+    assert [m.id for m in models.data] == ["sim-1", "iapo-balanced", "iapo-quality", "iapo-frugal"]
     assert (await client.models.retrieve("sim-1")).id == "sim-1"
 
 
