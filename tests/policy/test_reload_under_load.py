@@ -1,40 +1,32 @@
-"""Acceptance: hot reload under load.
+"""Acceptance: hot reload under load, on the real proxy.
 
-16 clients keep requests going against an aiohttp app while the policy file is rewritten 50 times
-(valid and invalid versions alternating; some valid ones written in two halves with a pause):
-no request fails, every response names a version that was valid and being served when the request
+16 clients keep chat completions going through the proxy app (policy store + pipeline + the
+embedded simulated upstream, all over HTTP) while the policy file is rewritten 50 times (valid and
+invalid versions alternating; some valid ones written in two halves with a pause): no request
+fails, every response's ``iapo.policy.version`` was valid and being served when the request
 started, invalid versions are never served, and the reload counters match the versions written.
-
-TODO(lead): the app here is a stand-in that calls ``store.current.select`` per request; move this
-onto the real proxy (``create_app`` + simulated upstream) once the pipeline is integrated.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from pathlib import Path
 
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
-from prometheus_client import CollectorRegistry
+import aiohttp
 
 from proxy.config import Config
-from proxy.policy.web import POLICY_STORE, setup_policies
+from proxy.policy.web import POLICY_STORE
+from proxy.server.state import METRICS
+from tests.conftest import with_simulator
 from tests.policy.conftest import policy_text
 
 CLIENTS = 16
 VERSIONS = 50
 SLACK_S = 0.05  # clock slack when matching a response to the serving window of its version
-
-
-async def _answer(request: web.Request) -> web.Response:
-    policies = request.app[POLICY_STORE].current  # once per request: kept until the end
-    first = policies.select("math", {"accuracy": 1.0, "cost": 0.1})
-    await asyncio.sleep(0.002)  # work in flight while reloads happen
-    again = policies.select("general", {"helpfulness": 1.0})
-    assert again.policy_version == first.policy_version
-    return web.json_response({"version": first.policy_version})
+QUESTION = {"model": "sim-1", "messages": [{"role": "user", "content": "What is 17 + 25?"}],
+            "iapo": {"task": "math"}}
 
 
 async def _wait(cond, timeout: float = 10.0) -> None:  # noqa: ANN001
@@ -44,30 +36,32 @@ async def _wait(cond, timeout: float = 10.0) -> None:  # noqa: ANN001
         await asyncio.sleep(0.005)
 
 
-async def test_reload_under_load(config: Config, policy_path: Path) -> None:
-    registry = CollectorRegistry()
+async def test_reload_under_load(config: Config, policy_path: Path, start_proxy) -> None:
     policy_path.write_text(policy_text("v000"))
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", _answer)
-    setup_policies(app, config, registry, sighup=False, history_size=4 * VERSIONS)
+    url = await start_proxy(with_simulator(config, ttft_s=0.0, tpot_s=0.0))
+    app = start_proxy.apps[-1]
+    registry = app[METRICS].registry
     counts = lambda r: registry.get_sample_value("iapo_policy_reload_total", {"result": r}) or 0.0  # noqa: E731
     responses: list[tuple[float, float, str]] = []
     failures: list[str] = []
     done = asyncio.Event()
+    store = app[POLICY_STORE]
+    store.history = deque(store.history, maxlen=4 * VERSIONS)  # keep every swap for the windows
 
-    async with TestClient(TestServer(app)) as client:
-        store = client.app[POLICY_STORE]  # type: ignore[index]
+    async with aiohttp.ClientSession() as client:
 
         async def worker() -> None:
             while not done.is_set():
                 start = time.time()
                 try:
-                    resp = await client.post("/v1/chat/completions", json={})
-                    body = await resp.json()
+                    async with client.post(f"{url}/v1/chat/completions", json=QUESTION) as resp:
+                        body = await resp.json()
                     if resp.status != 200:
                         failures.append(f"status {resp.status}: {body}")
                         continue
-                    responses.append((start, time.time(), body["version"]))
+                    policy = body["iapo"]["policy"]
+                    assert resp.headers["x-iapo-policy"] == f"test@{policy['version']}"
+                    responses.append((start, time.time(), policy["version"]))
                 except Exception as exc:  # noqa: BLE001 - any failure counts
                     failures.append(repr(exc))
 
