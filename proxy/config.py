@@ -45,6 +45,7 @@ __all__ = [
 
 COST = "cost"
 EMBEDDED = "embedded"
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 AGGREGATORS = ("majority", "best_of_n")
 EXTRACTORS = ("number", "letter", "regex")
 SCORER_KINDS = ("length", "regex", "json", "keywords", "judge", "http")
@@ -286,11 +287,15 @@ def _model(r: Reader) -> ModelConfig:
     api_base = r.opt_str("api_base")
     if api_base is not None and api_base != EMBEDDED and not _is_url(api_base):
         r.problem("api_base", f"not a URL (or '{EMBEDDED}' for the in-process simulator)")
+    key_env = r.opt_str("api_key_env")
+    if key_env is not None and not _ENV_NAME.fullmatch(key_env):
+        r.problem("api_key_env", "must be the NAME of an environment variable (e.g. OPENAI_API_KEY), "
+                  "never the key itself")
     return ModelConfig(
         name=r.str("name", required=True),
         model=r.str("model", required=True),
         api_base=api_base,
-        api_key_env=r.opt_str("api_key_env"),
+        api_key_env=key_env,
         input_cost_per_token=r.opt_float("input_cost_per_token", lo=0.0),
         output_cost_per_token=r.opt_float("output_cost_per_token", lo=0.0),
         timeout_s=r.float("timeout_s", 60.0, lo=0.001),
@@ -406,6 +411,8 @@ def parse_config(data: Any, base_dir: Path | None = None, source: str = "config"
     auth = _auth(root.sub("auth", default={}))
     simulator = _simulator(root.sub("simulator", default={}))
     models = tuple(_model(mr) for _, mr in root.list_of_readers("models", required=True))
+    if not models and "models" in root.data:
+        root.problem("models", "at least one model is required")
     objectives = tuple(root.str_list("objectives", default=["accuracy"]))
     if COST in objectives:
         root.problem("objectives", "'cost' is always an objective; do not list it")

@@ -1,0 +1,107 @@
+"""``config.yaml`` validation: every broken config is rejected as a whole, naming the key path."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from proxy.config import Config, ConfigError, load_config, parse_config
+
+REPO = Path(__file__).resolve().parent.parent
+Doc = dict[str, Any]
+
+
+def _doc() -> Doc:
+    return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def _set(path: str, value: Any) -> Callable[[Doc], None]:
+    def apply(doc: Doc) -> None:
+        *parents, last = path.split(".")
+        node: Any = doc
+        for key in parents:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return apply
+
+
+def _drop(path: str) -> Callable[[Doc], None]:
+    def apply(doc: Doc) -> None:
+        *parents, last = path.split(".")
+        node: Any = doc
+        for key in parents:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        del node[last]
+    return apply
+
+
+def _add_model(doc: Doc) -> None:
+    doc["models"].append({**doc["models"][0], "api_base": "http://x"})  # same name twice
+
+
+BROKEN: list[tuple[str, Callable[[Doc], None], str]] = [
+    ("unknown top-level key", _set("sever", {}), "sever"),
+    ("unknown nested key", _set("server.hots", "x"), "server.hots"),
+    ("wrong type", _set("server.port", "eighty"), "server.port"),
+    ("port out of range", _set("server.port", 70000), "server.port"),
+    ("negative body limit", _set("server.max_body_bytes", -1), "server.max_body_bytes"),
+    ("bad api_base", _set("models.0.api_base", "nowhere"), "models[0].api_base"),
+    ("key in place of env name", _set("models.0.api_key_env", "sk-abc123"), "models[0].api_key_env"),
+    ("negative price", _set("models.0.input_cost_per_token", -1.0), "models[0].input_cost_per_token"),
+    ("duplicate model", _add_model, "models[1].name"),
+    ("no models", _set("models", []), "models"),
+    ("profile weight NaN", _set("profiles.balanced.accuracy", float("nan")), "profiles.balanced"),
+    ("profile on unknown objective", _set("profiles.quality.speed", 1.0), "profiles.quality"),
+    ("dangling default profile", _set("default_profile", "cheap"), "default_profile"),
+    ("unknown aggregator", _set("tasks.0.aggregator", "mean"), "tasks[0].aggregator"),
+    ("dangling scorer", _set("tasks.2.scorer", "nobody"), "tasks[2].scorer"),
+    ("dangling judge model", _set("scorers.judge.0.model", "gpt-9"), "scorers.judge[0].model"),
+    ("dangling prompter model", _set("prompts.9.rewrite.model", "gpt-9"), "prompts[9].rewrite.model"),
+    ("template without {input}", _set("prompts.1.template", "no slot"), "prompts[1].template"),
+    ("n_max zero", _set("fanout.n_max", 0), "fanout.n_max"),
+    ("dangling fallback task", _set("classifier.fallback_task", "poetry"), "classifier.fallback_task"),
+    ("fault rates over 1", _set("simulator.error_rate", 0.9), "simulator"),
+    ("missing required section", _drop("profiles"), "profiles"),
+]
+
+
+@pytest.mark.parametrize(("mutate", "key"), [(m, k) for _, m, k in BROKEN],
+                         ids=[name for name, _, _ in BROKEN])
+def test_broken_config_names_the_key(mutate: Callable[[Doc], None], key: str) -> None:
+    doc = _doc()
+    if key == "simulator":
+        doc["simulator"]["drop_rate"] = 0.5
+    mutate(doc)
+    with pytest.raises(ConfigError) as info:
+        parse_config(doc, base_dir=REPO)
+    assert any(p.startswith(key) for p in info.value.problems), info.value.problems
+
+
+def test_all_problems_are_reported_at_once() -> None:
+    doc = _doc()
+    doc["server"]["port"] = -1
+    doc["models"][0]["api_base"] = "nowhere"
+    with pytest.raises(ConfigError) as info:
+        parse_config(doc, base_dir=REPO)
+    assert len(info.value.problems) >= 2
+
+
+def test_shipped_config_loads_frozen(tmp_path: Path) -> None:
+    config = load_config(REPO / "config.yaml")
+    assert isinstance(config, Config) and config.models[0].embedded
+    assert config.auth.admin_key_env == "IAPO_ADMIN_KEY"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.server.port = 1  # type: ignore[misc]
+    bad = tmp_path / "c.yaml"
+    bad.write_text("server: [unclosed\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(bad)
+    assert "Traceback" not in str(info.value)
