@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("proxy.sim.cli", "start the simulated OpenAI-compatible upstream on its own"),
     "policy.validate": ("proxy.policy.cli_validate", "validate policy files (exit 0 if all valid)"),
     "policy.show": ("proxy.policy.cli_show", "print a policy as a table: context -> action"),
+    "classifier": ("proxy.pipeline.cli_classifier", "train the task classifier from the task sets"),
     "train": ("proxy.train.cli_train", "train a policy live against an upstream with PSST"),
     "bench": ("proxy.train.cli_bench", "replay benchmark of learners on a response table"),
 }
