@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -39,6 +40,7 @@ __all__ = [
     "SimulatorConfig",
     "TaskConfig",
     "load_config",
+    "load_config_or_report",
     "parse_config",
     "parse_weights",
 ]
@@ -525,3 +527,14 @@ def load_config(path: str | Path) -> Config:
 
 def _with_source(config: Config, source: Path) -> Config:
     return replace(config, source=source)
+
+
+def load_config_or_report(path: str | Path) -> Config | None:
+    """For the CLI: :func:`load_config`, or ``None`` after printing one
+    ``error: FILE: key.path: reason`` line per problem to stderr (the command then exits 2)."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"error: {path}: {problem}", file=sys.stderr)
+        return None

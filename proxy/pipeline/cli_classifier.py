@@ -22,14 +22,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from proxy.config import ConfigError, load_config
-    from proxy.pipeline.classify import classifier_path, train_classifier, training_examples
+    from proxy.config import load_config_or_report
+    from proxy.pipeline.classify import (
+        classifier_path,
+        train_classifier,
+        training_examples,
+    )
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"error: {args.config}: {problem}", file=sys.stderr)
+    config = load_config_or_report(args.config)
+    if config is None:
         return 2
     out = args.out or classifier_path(config)
     if out.suffix != ".npz":

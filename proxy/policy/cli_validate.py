@@ -8,9 +8,8 @@ config itself cannot be loaded.
 from __future__ import annotations
 
 import argparse
-import sys
 
-from proxy.config import ConfigError, load_config
+from proxy.config import load_config_or_report
 from proxy.policy.load import PolicyError, load_policy
 from proxy.policy.policyset import build_policy_set
 from proxy.policy.schema import Policy
@@ -24,11 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        for line in exc.problems:
-            print(f"{args.config}: {line}", file=sys.stderr)
+    config = load_config_or_report(args.config)
+    if config is None:
         return 2
     status = 0
     policies: list[Policy] = []
