@@ -162,14 +162,37 @@ class ObjectiveScorer:
     params: Mapping[str, Any] = field(default_factory=dict)
 
 
+EARLY_STOP_MODES = ("off", "at_once", "waves")
+
+
 @dataclass(frozen=True, slots=True)
 class FanoutConfig:
+    """``early_stop`` is one of :data:`EARLY_STOP_MODES` (a bool is accepted: ``False`` is
+    ``off``, ``True`` is ``at_once``); ``first_wave`` is the fraction of N that ``waves`` sends
+    first (raised to the fewest samples that could decide the vote); ``stop_risk`` 0 stops
+    exactly, > 0 also when a change of answer is that unlikely (approximate). See
+    :mod:`proxy.pipeline.fanout`."""
+
     max_concurrency: int = 256
     per_request_concurrency: int = 32
     n_max: int = 32
     sample_timeout_s: float = 60.0
     min_success: int = 1
-    early_stop: bool = True
+    early_stop: str = "at_once"
+    first_wave: float = 0.0
+    stop_risk: float = 0.05
+
+    def __post_init__(self) -> None:
+        mode: Any = self.early_stop
+        if isinstance(mode, bool):
+            object.__setattr__(self, "early_stop", "at_once" if mode else "off")
+        elif mode not in EARLY_STOP_MODES:
+            raise ValueError(f"fanout.early_stop must be one of {', '.join(EARLY_STOP_MODES)} "
+                             f"(got {mode!r})")
+        if not 0.0 <= self.first_wave <= 1.0:
+            raise ValueError(f"fanout.first_wave must be in [0, 1] (got {self.first_wave!r})")
+        if not 0.0 <= self.stop_risk <= 0.5:
+            raise ValueError(f"fanout.stop_risk must be in [0, 0.5] (got {self.stop_risk!r})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -405,6 +428,15 @@ def _objective_scorer(r: Reader, objectives: tuple[str, ...]) -> ObjectiveScorer
     return ObjectiveScorer(objective=objective, kind=kind, params=params)
 
 
+def _early_stop(fr: Reader) -> str:
+    """``fanout.early_stop``: a mode name, or a bool (YAML reads ``off`` as false, so
+    ``false``/``off`` is ``off`` and ``true`` is ``at_once``, its meaning before waves)."""
+    value = fr.raw("early_stop", "at_once")
+    if isinstance(value, bool):
+        return "at_once" if value else "off"
+    return fr.choice("early_stop", EARLY_STOP_MODES, "at_once")
+
+
 def parse_config(data: Any, base_dir: Path | None = None, source: str = "config") -> Config:
     """Validate a loaded YAML document; raises :class:`ConfigError` listing every problem."""
     problems = Problems()
@@ -437,7 +469,9 @@ def parse_config(data: Any, base_dir: Path | None = None, source: str = "config"
         n_max=fr.int("n_max", 32, lo=1, hi=1024),
         sample_timeout_s=fr.float("sample_timeout_s", 60.0, lo=0.001),
         min_success=fr.int("min_success", 1, lo=1),
-        early_stop=fr.bool("early_stop", True),
+        early_stop=_early_stop(fr),
+        first_wave=fr.float("first_wave", 0.0, lo=0.0, hi=1.0),
+        stop_risk=fr.float("stop_risk", 0.05, lo=0.0, hi=0.5),
     )
     cr = root.sub("classifier", default={})
     classifier = ClassifierConfig(

@@ -2,31 +2,57 @@
 
 Strategies:
 
-- ``parallel`` — N concurrent calls with ``n=1``. Samples arrive one by one, so a majority vote
+- ``parallel`` — concurrent calls with ``n=1``. Samples arrive one by one, so a majority vote
   can stop early and cancel the rest.
-- ``n`` — one call with ``n=N`` (for upstreams that honour ``n``: one prompt prefill, one
-  connection). ``len(choices)`` is checked; a short answer is topped up with calls for the
-  remainder (at most two top-ups; what is still missing counts as failed). All N arrive at once,
-  so nothing can be saved by early stopping.
+- ``n`` — one call with ``n=k`` per batch of ``k`` samples sent (for upstreams that honour
+  ``n``: one prompt prefill, one connection). ``len(choices)`` is checked; a short answer is
+  topped up with calls for the missing indices (at most two top-ups; what is still missing
+  counts as failed). A batch arrives at once, so nothing in it can be saved by stopping early.
 - ``auto`` (:func:`choose_strategy`) — ``parallel`` when early stopping can act (majority vote,
-  ``fanout.early_stop``, N > 1) or the model does not support ``n``; otherwise ``n``. Measured
-  on the simulator: ``benchmarks/early_stop.py`` (math, ``cot``, N=16) — early stopping
-  completes 19-24% fewer samples (12.4-12.9 of 16) and ~20% fewer completion tokens at
-  identical accuracy, which is upstream cost saved where the provider stops generating when
-  the connection closes (vLLM does), while ``n=16`` in one call has the lower p50 (0.7x); and
-  ``benchmarks/fanout.py`` (N=32) — one ``n`` call costs the proxy ~4 ms CPU per request
-  against ~17 ms for 32 calls. So majority voting with early stopping trades some latency and
-  CPU for fewer paid samples; Best-of-N needs every sample anyway and takes the cheap ``n``.
+  ``fanout.early_stop`` not ``off``, N > 1) or the model does not support ``n``; else ``n``.
 
-Seeds: when the request carries ``seed``, call ``i`` (0-based, in spawn order) sends
+**Sending in waves.** A run sends ``first`` samples on entering (all N by default) and, each
+time it is about to wait with samples unsent, as many more as its ``refill`` says
+(:meth:`FanOut.run`). Samples are sent in index order, and sample ``i`` is the same request
+whenever it is sent, so stopping early in waves sees a prefix of the same samples.
+
+**Early stopping for majority voting** (``fanout.early_stop``; the loop is in
+:mod:`proxy.pipeline.service`, the stopping tests in :mod:`proxy.pipeline.vote`):
+
+- ``off`` — wait for every sample;
+- ``at_once`` (default) — send all N, stop once the vote is settled, cancel the calls in flight;
+- ``waves`` — send the fewest samples that could settle the vote (``ceil(N/2)`` for the exact
+  test, or ``ceil(first_wave * N)`` if more), then, while it is open, only as many as could
+  still settle it if every sample in flight agreed with the leader (:meth:`MajorityVote.needed`).
+  Samples not needed are never sent (no prefill, no connection); the price is latency on
+  contested questions. With the ``n`` strategy each wave is one call with ``n=wave size``.
+
+``fanout.stop_risk`` picks the test: ``0`` — exact, the leader can no longer be overtaken, so
+the answer is the one all N samples would give; ``> 0`` — also stop once the estimated chance
+that the pending samples change the answer is at most ``stop_risk`` (approximate).
+
+Measured by ``benchmarks/early_stop.py`` (simulator, math test split, ``cot``, N=16, 180
+questions, seeds 0-2; completed samples of 16, p50 latency against waiting for all 16; the
+README's config reference has the full table): exact ``at_once`` 12.8-13.0 (19-20% fewer) at
+0.94-0.99x; exact ``waves`` 12.4-12.5 (22%) at 2.2-2.4x, p90 ~3x (exact stopping cannot do much
+better here: even the first settled prefix needs 12.4 of 16 on this set); ``at_once`` with
+``stop_risk`` 0.05: 9.6-10.7 (33-40%) at 0.89-1.07x, the same answer as all 16 on 540 of 540
+questions; ``waves`` with 0.05: 9.4-9.6 (40-41%) at 2.9-3.0x, 2 answers of 540 changed.
+Hence the default ``at_once`` + ``stop_risk: 0.05``; choose ``waves`` where a sent sample
+costs even when cancelled (prefill, per-request rate limits) and latency matters less.
+``n=16`` in one call has the lowest p50 (0.74-0.79x) and saves nothing;
+``benchmarks/fanout.py`` (N=32): one ``n`` call costs the proxy ~4 ms CPU per request against
+~17 ms for 32 calls, so Best-of-N, which needs every sample, takes the cheap ``n``.
+
+Seeds: when the request carries ``seed``, a call whose first sample is ``i`` sends
 ``seed + i``, so the samples are distinct yet reproducible (the same seed draws the same N
-samples whatever order they finish in).
+samples whatever order they finish in, and whenever they are sent).
 
 Limits: a process-wide semaphore (``fanout.max_concurrency``) shared by every request and a
 per-request one (``fanout.per_request_concurrency``, shared by all of a request's choices);
 each upstream call has ``fanout.sample_timeout_s``. Leaving the run's ``async with`` block —
 normally, by an exception, or because the enclosing task was cancelled (client disconnect) —
-cancels every pending call, which closes its HTTP connection.
+cancels every pending call, which closes its HTTP connection, and sends nothing more.
 """
 
 from __future__ import annotations
@@ -35,7 +61,7 @@ import asyncio
 import logging
 import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -65,12 +91,16 @@ class Sample:
 
 @dataclass
 class FanoutCounts:
-    """What happened to the requested samples, and the total usage and cost of the calls."""
+    """What happened to the requested samples, and the total usage and cost of the calls.
+    Once the run has ended, ``requested == completed + failed + cancelled + unsent``:
+    ``cancelled`` were sent (or received but not delivered) and cancelled, ``unsent`` were
+    never sent (early stopping in waves)."""
 
     requested: int
     completed: int = 0
     failed: int = 0
     cancelled: int = 0
+    unsent: int = 0
     timeouts: int = 0
     calls: int = 0
     usage: Usage = Usage()
@@ -113,34 +143,58 @@ class FanOut:
 
     def run(self, model: ModelConfig, body: Mapping[str, Any], n: int, *,
             strategy: str = "parallel", limit: asyncio.Semaphore | None = None,
-            timeout_s: float | None = None) -> FanoutRun:
-        """A run of ``n`` samples; use as ``async with fan.run(...) as run: async for s in run``."""
+            timeout_s: float | None = None, first: int | None = None,
+            refill: Refill | None = None) -> FanoutRun:
+        """A run of ``n`` samples; use as ``async with fan.run(...) as run: async for s in run``.
+
+        ``first`` samples (default all ``n``) are sent on entering; whenever the run is about
+        to wait with samples unsent, ``refill(run)`` says how many more to send (none by
+        default; :meth:`FanoutRun.launch` sends more at any time). When nothing is in flight
+        and the refill sends nothing, the run ends; the samples never sent count as unsent."""
         if strategy not in ("parallel", "n"):
             raise ValueError(f"unknown strategy {strategy!r}")
         return FanoutRun(self, model, body, n, strategy, limit or self.request_limit(),
-                         timeout_s or self.config.sample_timeout_s)
+                         timeout_s or self.config.sample_timeout_s,
+                         n if first is None else first, refill)
+
+
+Refill = Callable[["FanoutRun"], int]
+"""How many more samples a run should send before it waits (see :meth:`FanOut.run`)."""
 
 
 class FanoutRun:
-    """One request's samples as an async iterator, in arrival order."""
+    """One request's samples as an async iterator, in arrival order. Samples are sent in
+    index order (0 .. n-1); a sample's index and seed do not depend on when it is sent."""
 
     def __init__(self, fan: FanOut, model: ModelConfig, body: Mapping[str, Any], n: int,
-                 strategy: str, limit: asyncio.Semaphore, timeout_s: float) -> None:
+                 strategy: str, limit: asyncio.Semaphore, timeout_s: float, first: int,
+                 refill: Refill | None) -> None:
         self._fan, self._model, self._strategy = fan, model, strategy
         self._body = {k: v for k, v in body.items() if k not in ("n", "stream", "stream_options")}
         self._limit, self._timeout = limit, timeout_s
+        self._first, self._refill = first, refill
         self.counts = FanoutCounts(requested=n)
         self._pending: dict[asyncio.Task[Completion], tuple[int, int]] = {}  # -> (k, first index)
         self._buffer: list[Sample] = []
         self._topups = 0
-        self._spawned = 0
+        self.next_index = 0  # the first unsent sample
         self._first_error: UpstreamError | None = None  # for check(), with every error's kind:
         self._error_kinds: set[tuple[type, int]] = set()
 
     @property
+    def in_flight(self) -> int:
+        """Samples sent whose calls have not ended."""
+        return sum(k for k, _ in self._pending.values())
+
+    @property
+    def unsent(self) -> int:
+        """Samples not sent yet."""
+        return self.counts.requested - self.next_index
+
+    @property
     def pending(self) -> int:
-        """Samples not yet delivered nor failed (in flight or buffered)."""
-        return sum(k for k, _ in self._pending.values()) + len(self._buffer)
+        """Samples not yet delivered nor failed (in flight, buffered or unsent)."""
+        return self.in_flight + len(self._buffer) + self.unsent
 
     @property
     def buffered(self) -> int:
@@ -151,15 +205,21 @@ class FanoutRun:
     def pending_min_index(self) -> float:
         """The lowest sample index still pending (``inf`` when none)."""
         firsts = [first for _, first in self._pending.values()] + [s.index for s in self._buffer]
-        return min(firsts, default=math.inf)
+        return min(firsts, default=self.next_index if self.unsent else math.inf)
+
+    def launch(self, k: int) -> None:
+        """Send the next ``k`` samples (at most those unsent): one call with ``n=k`` for the
+        ``n`` strategy, else ``k`` calls."""
+        k = max(0, min(k, self.unsent))
+        if self._strategy == "n" and k > 1:
+            self._spawn(k, self.next_index)
+        else:
+            for i in range(k):
+                self._spawn(1, self.next_index + i)
+        self.next_index += k
 
     async def __aenter__(self) -> FanoutRun:
-        n = self.counts.requested
-        if self._strategy == "n" and n > 1:
-            self._spawn(n)
-        else:
-            for _ in range(n):
-                self._spawn(1)
+        self.launch(self._first)
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, exc: BaseException | None,
@@ -171,6 +231,8 @@ class FanoutRun:
 
     async def __anext__(self) -> Sample:
         while not self._buffer:
+            if self._refill is not None and self.unsent:
+                self.launch(self._refill(self))
             if not self._pending:
                 raise StopAsyncIteration
             done, _ = await asyncio.wait(self._pending, return_when=asyncio.FIRST_COMPLETED)
@@ -180,9 +242,12 @@ class FanoutRun:
         return self._buffer.pop(0)
 
     async def cancel(self) -> None:
-        """Cancel every pending call and wait for them to end; counts them as cancelled."""
+        """Cancel every pending call and wait for them to end; counts them (and any buffered
+        samples) as cancelled, and samples not sent as unsent."""
         tasks = list(self._pending)
-        self.counts.cancelled += self.pending
+        self.counts.cancelled += self.in_flight + len(self._buffer)
+        self.counts.unsent += self.unsent
+        self.next_index = self.counts.requested
         self._pending.clear()
         self._buffer.clear()
         for task in tasks:
@@ -213,18 +278,17 @@ class FanoutRun:
                               headers=dict(first.headers))
         raise UpstreamError(message)
 
-    def _spawn(self, k: int) -> None:
-        task = asyncio.ensure_future(self._call(k, self.counts.calls))
+    def _spawn(self, k: int, first: int) -> None:
+        task = asyncio.ensure_future(self._call(k, first))
         self.counts.calls += 1
-        self._pending[task] = (k, self._spawned)
-        self._spawned += k
+        self._pending[task] = (k, first)
 
-    async def _call(self, k: int, call_no: int) -> Completion:
+    async def _call(self, k: int, first: int) -> Completion:
         body = dict(self._body)
         if k > 1:
             body["n"] = k
-        if isinstance(body.get("seed"), int) and call_no:
-            body["seed"] = (body["seed"] + call_no) & _SEED_MASK
+        if isinstance(body.get("seed"), int) and first:
+            body["seed"] = (body["seed"] + first) & _SEED_MASK
         async with self._limit, self._fan.global_limit:
             async with asyncio.timeout(self._timeout):
                 return await self._fan.upstream.complete(self._model, body, timeout_s=self._timeout)
@@ -257,7 +321,7 @@ class FanoutRun:
             if self._topups < _MAX_TOPUPS:
                 self._topups += 1
                 log.info("upstream returned %d of %d choices; topping up", len(choices), k)
-                self._spawn(short)
+                self._spawn(short, first + len(choices))
             else:
                 self.counts.failed += short
                 self.counts.errors[f"upstream returned {len(choices)} of {k} choices"] += short

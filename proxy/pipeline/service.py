@@ -8,12 +8,14 @@ is the aggregate of its own N samples (N from the policy's action), so a request
 **Response.** A normal ``chat.completion`` whose ``usage`` sums every sample, the prompter call
 and the judge calls, plus an ``iapo`` object: ``task`` and ``task_source``, ``weights`` and
 ``weights_source``, ``action`` (prompt, n, aggregator, scorer, strategy), ``policy`` (id,
-version, rule), ``samples`` (requested, completed, failed, cancelled, saved_by_early_stop),
+version, rule), ``samples`` (requested, completed, failed, cancelled, unsent,
+saved_by_early_stop: requested = completed + failed + cancelled + unsent, where ``cancelled``
+were sent and cancelled and ``unsent`` never sent; saved = cancelled + unsent by early stop),
 ``votes`` (answer -> count, majority) or ``scores`` (per sample: objective scores, utility,
 Best-of-N), ``cost_usd``, ``rewrite_failed``, ``judge_errors``. ``votes``/``scores`` describe
 choice 0; with ``n > 1`` ``per_choice`` lists them for every choice. Headers: ``x-iapo-task``,
 ``x-iapo-action`` (``cot;n=9;majority``), ``x-iapo-samples``
-(``requested=9;completed=6;failed=0;cancelled=3``), ``x-iapo-cost-usd``, ``x-iapo-policy``
+(``requested=9;completed=6;failed=0;cancelled=1;unsent=2``), ``x-iapo-cost-usd``, ``x-iapo-policy``
 (``id@version``).
 
 **Streaming.** With one sample per choice and ``n == 1`` the upstream stream is passed through
@@ -30,6 +32,7 @@ closed, every sample call in flight is cancelled (:mod:`proxy.pipeline.fanout`).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -42,7 +45,7 @@ from proxy.config import Config, ModelConfig, PromptConfig
 from proxy.errors import NotFound
 from proxy.pipeline.classify import TaskClassifier, TaskDecision, last_user_text
 from proxy.pipeline.extract import extractor_for
-from proxy.pipeline.fanout import FanOut, FanoutCounts, choose_strategy
+from proxy.pipeline.fanout import FanOut, FanoutCounts, FanoutRun, Refill, choose_strategy
 from proxy.pipeline.metrics import PipelineMetrics
 from proxy.pipeline.rewrite import Rewritten, apply_prompt
 from proxy.pipeline.scorers import Scorers, best_index, utility
@@ -103,7 +106,9 @@ class _Answer:
 class PipelineService:
     """See the module docstring. ``actions`` defaults to :class:`StaticActions`; for an object
     with ``current`` (a policy store: property or method) the current policy set is taken once
-    per request, and its ``prompt(id)`` is preferred over the config's prompt library."""
+    per request, and its ``prompt(id)`` is preferred over the config's prompt library.
+    ``early_stop`` overrides ``fanout.early_stop``: ``False`` is ``off``, ``True`` keeps the
+    configured mode (``at_once`` where that is ``off``)."""
 
     def __init__(self, config: Config, upstream: Upstream, actions: ActionSource | None = None, *,
                  classifier: TaskClassifier | None = None,
@@ -117,7 +122,11 @@ class PipelineService:
         self.fan = FanOut(upstream, config.fanout)
         self.scorers = Scorers(config, upstream)
         self.strategy = strategy
-        self.early_stop = config.fanout.early_stop if early_stop is None else early_stop
+        mode = config.fanout.early_stop
+        if early_stop is not None:  # False: off; True: the configured mode, at_once if off
+            mode = ("at_once" if mode == "off" else mode) if early_stop else "off"
+        self.early_stop_mode = mode
+        self.early_stop = mode != "off"
         self.keepalive_s = keepalive_s
 
     async def close(self) -> None:
@@ -165,14 +174,17 @@ class PipelineService:
             task_cfg = self.config.task(plan.task.task)
             extract = extractor_for(task_cfg.extractor if task_cfg else None,
                                     task_cfg.answer_regex if task_cfg else None)
-            vote, texts, saved = MajorityVote(), {}, 0
+            vote, texts, saved = MajorityVote(self.config.fanout.stop_risk), {}, 0
+            need = min(self.config.fanout.min_success, plan.n)
+            first, refill = self._waves(vote, plan.n, need)
             async with self.fan.run(plan.model, body, plan.n, strategy=plan.strategy,
-                                    limit=limit) as run:
+                                    limit=limit, first=first, refill=refill) as run:
                 async for sample in run:
                     texts[sample.index] = (sample.text, sample.finish_reason or "stop")
                     vote.add(extract(sample.text), sample.index)
                     # samples already received are free: vote them all before stopping
                     if (self.early_stop and run.pending and not run.buffered
+                            and run.counts.completed >= need
                             and vote.decided(run.pending, run.pending_min_index)):
                         saved = run.pending
                         await run.cancel()
@@ -198,6 +210,21 @@ class PipelineService:
         return _Choice(win.text, win.finish_reason or "stop", run.counts, scores=scores,
                        judge_errors=report.judge_errors, usage=report.usage,
                        cost_usd=report.cost_usd)
+
+    def _waves(self, vote: MajorityVote, n: int, need: int) -> tuple[int | None, Refill | None]:
+        """``(first, refill)`` for a majority run: all at once unless ``early_stop`` is
+        ``waves``; then the larger of ``ceil(first_wave * n)`` and the fewest samples that
+        could decide the vote, and later only what could still decide it (and reach
+        ``min_success``) if everything in flight agreed with the leader."""
+        if self.early_stop_mode != "waves":
+            return None, None
+        first = max(vote.needed(0, n, 0), math.ceil(self.config.fanout.first_wave * n - 1e-9),
+                    need)
+
+        def refill(run: FanoutRun) -> int:
+            short = need - run.counts.completed - run.in_flight
+            return max(vote.needed(run.in_flight, run.unsent, run.next_index), short)
+        return min(first, n), refill
 
     async def answer(self, req: ChatRequest, ctx: RequestContext) -> _Answer:
         """Plan, rewrite, sample and aggregate every choice of a request."""
@@ -250,6 +277,7 @@ class PipelineService:
                         "completed": sum(c.completed for c in counts),
                         "failed": sum(c.failed for c in counts),
                         "cancelled": sum(c.cancelled for c in counts),
+                        "unsent": sum(c.unsent for c in counts),
                         "saved_by_early_stop": sum(c.saved for c in ans.choices)},
             "cost_usd": round(ans.cost_usd, 8),
             "rewrite_failed": ans.rewritten.rewrite_failed,
@@ -264,7 +292,8 @@ class PipelineService:
         s = iapo["samples"]
         return {**self._headers(ans.plan),
                 "x-iapo-samples": (f"requested={s['requested']};completed={s['completed']};"
-                                   f"failed={s['failed']};cancelled={s['cancelled']}"),
+                                   f"failed={s['failed']};cancelled={s['cancelled']};"
+                                   f"unsent={s['unsent']}"),
                 "x-iapo-cost-usd": f"{ans.cost_usd:.8f}"}
 
     async def complete(self, req: ChatRequest, ctx: RequestContext) -> ChatResult:

@@ -106,3 +106,89 @@ def test_early_stop_stops_when_the_leader_is_safe() -> None:
     for i in range(5):
         vote.add("9", i)
     assert vote.decided(pending=4, pending_min_index=5)  # 5 of 9 agree: nothing can tie
+
+
+def test_needed_is_the_fewest_samples_that_could_settle_the_vote() -> None:
+    assert [MajorityVote().needed(0, n, 0) for n in (1, 2, 9, 16)] == [1, 1, 5, 8]
+    vote = MajorityVote()
+    for i, a in enumerate(["7"] * 7 + ["8"]):
+        vote.add(a, i)
+    assert vote.needed(0, 8, 8) == 1          # 7+1 vs 1 with 7 pending: 8 >= 1 + 7
+    assert vote.needed(1, 7, 9) == 0          # the one in flight could already settle it
+    assert MajorityVote().needed(0, 0, 0) == 0
+    abstained = MajorityVote()
+    abstained.add(None, 0)
+    assert abstained.needed(0, 15, 1) == 8    # no answer yet: a new one needs k >= 15 - k
+
+
+def _waves(seq: list[str | None], vote: MajorityVote) -> tuple[str | None, int]:
+    """Run the wave rule in index order (each wave arrives whole); (answer, samples used)."""
+    n, sent, got = len(seq), 0, 0
+    while True:
+        sent += vote.needed(sent - got, n - sent, sent)
+        for i in range(got, sent):
+            vote.add(seq[i], i)
+        got = sent
+        if vote.decided(n - sent, sent):
+            return vote.leader, sent
+
+
+def test_waves_give_the_answer_of_all_samples_with_no_more_samples() -> None:
+    rng = np.random.default_rng(1)
+    used = []
+    for _ in range(400):
+        n = int(rng.integers(1, 12))
+        seq = [None if x == 3 else "abc"[x] for x in rng.integers(0, 4, n)]
+        answer, k = _waves(seq, MajorityVote())
+        assert answer == majority(seq), seq
+        # never more than the first settled prefix needs
+        prefix = next(j for j in range(n + 1) if _settled(seq[:j], n - j))
+        assert k <= max(prefix, (n + 1) // 2)
+        used.append(k / n)
+    assert np.mean(used) < 1.0
+
+
+def _settled(prefix: list[str | None], pending: int) -> bool:
+    vote = MajorityVote()
+    for i, a in enumerate(prefix):
+        vote.add(a, i)
+    return vote.final(pending, len(prefix))
+
+
+def test_risk_falls_as_agreement_grows_and_is_off_by_default() -> None:
+    risks = []
+    for k in range(1, 9):
+        vote = MajorityVote()
+        for i in range(k):
+            vote.add("x", i)
+        risks.append(vote.risk(16 - k, k))
+    assert all(a > b for a, b in itertools.pairwise(risks))
+    assert risks[0] > 0.1 and risks[-1] == 0.0
+    split = MajorityVote()
+    for i, a in enumerate(["x", "y", "x", "y"]):
+        split.add(a, i)
+    assert split.risk(12, 4) > 0.5
+    assert MajorityVote().risk(5) == 1.0        # nothing to lean on
+    unanimous = MajorityVote()
+    for i in range(4):
+        unanimous.add("x", i)
+    assert not unanimous.decided(12, 4)         # stop_risk 0: exact only
+    assert MajorityVote(stop_risk=0.05).needed(0, 16, 0) < 8
+    confident = MajorityVote(stop_risk=0.05)
+    for i in range(4):
+        confident.add("x", i)
+    assert confident.decided(12, 4) and not confident.final(12, 4)
+
+
+def test_risk_matches_a_monte_carlo_of_the_predictive() -> None:
+    vote = MajorityVote()
+    for i, a in enumerate(["x", "x", "x", "y", None]):
+        vote.add(a, i)
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet([3 + 1, 1 + 1, 1 + 1], 40000)
+    draws = np.array([rng.multinomial(6, p) for p in probs])
+    lose_y = np.mean(1 + draws[:, 1] > 3 + draws[:, 0])  # y ahead (ties go to x, index 0)
+    probs_new = rng.dirichlet([3 + 1, 0 + 1, 2 + 1], 40000)
+    draws_new = np.array([rng.multinomial(6, p) for p in probs_new])
+    lose_new = np.mean(draws_new[:, 1] > 3 + draws_new[:, 0])
+    assert vote.risk(6, 5) == pytest.approx(lose_y + lose_new, abs=0.01)

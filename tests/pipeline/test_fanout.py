@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -151,3 +152,100 @@ async def test_samples_received_in_one_call_are_never_counted_as_saved(fake, con
     assert len(up.calls) == 1 and up.calls[0]["n"] == 5
     assert samples["completed"] == 5 and samples["saved_by_early_stop"] == 0
     assert res.body["iapo"]["votes"] == {"3": 5}
+
+
+async def test_waves_send_in_index_order_with_per_sample_seeds(fake, config: Config) -> None:
+    up = fake(lambda b: [f"s{b['seed']}"])
+    asks: list[tuple[int, int]] = []
+
+    def refill(run) -> int:  # two more whenever nothing is in flight
+        asks.append((run.in_flight, run.unsent))
+        return 0 if run.in_flight else 2
+
+    async with _fan(up).run(config.models[0], {"messages": [], "seed": 100}, 6, first=1,
+                            refill=refill) as run:
+        assert (run.in_flight, run.unsent, run.next_index) == (1, 5, 1)
+        got = [s async for s in run]
+    assert sorted(s.index for s in got) == list(range(6))
+    assert all(s.text == f"s{100 + s.index}" for s in got)  # sample i is seed + i, whenever sent
+    assert [c["seed"] for c in up.calls] == [100, 101, 102, 103, 104, 105]
+    assert [u for f, u in asks if f == 0] == [5, 3, 1]  # asked before each wait with some unsent
+    counts = run.counts
+    assert (counts.completed, counts.cancelled, counts.unsent, counts.calls) == (6, 0, 0, 6)
+
+
+async def test_waves_stop_leaves_unsent_samples_counted(fake, config: Config) -> None:
+    up = fake(lambda b: ["x"], delay=lambda b: 0.0 if b.get("seed", 0) < 2 else 10.0)
+    async with _fan(up, sample_timeout_s=30).run(config.models[0], {"messages": [], "seed": 0},
+                                                 9, first=3) as run:
+        first = [await run.__anext__(), await run.__anext__()]
+        assert run.pending == 7 and run.pending_min_index == 2
+    c = run.counts
+    assert [s.index for s in first] == [0, 1] and len(up.calls) == 3 and up.cancelled == 1
+    assert (c.completed, c.failed, c.cancelled, c.unsent) == (2, 0, 1, 6)
+    assert c.completed + c.failed + c.cancelled + c.unsent == c.requested
+
+
+async def test_waves_with_the_n_strategy_send_one_call_per_wave(fake, config: Config) -> None:
+    up = fake(lambda b: ["a"] * b.get("n", 1))
+    sizes = iter([3, 2])
+    async with _fan(up).run(config.models[0], {"messages": [], "seed": 7}, 9, strategy="n",
+                            first=4, refill=lambda run: next(sizes, 0)) as run:
+        got = [s async for s in run]
+    assert [(c.get("n", 1), c["seed"]) for c in up.calls] == [(4, 7), (3, 11), (2, 14)]
+    assert sorted(s.index for s in got) == list(range(9))
+
+
+async def test_a_short_n_call_is_topped_up_at_its_missing_indices(fake, config: Config) -> None:
+    up = fake(lambda b: ["a"] * min(b.get("n", 1), 3))
+    async with _fan(up).run(config.models[0], {"messages": [], "seed": 0}, 5,
+                            strategy="n") as run:
+        got = [s async for s in run]
+    assert sorted(s.index for s in got) == [0, 1, 2, 3, 4]
+    assert [(c["n"], c["seed"]) for c in up.calls] == [(5, 0), (2, 3)]
+
+
+async def test_cancelling_a_wave_run_cancels_its_calls_and_sends_no_more(fake,
+                                                                        config: Config) -> None:
+    up = fake(lambda b: ["x"], delay=lambda b: 10.0)
+    fan = _fan(up, sample_timeout_s=30)
+    runs = []
+
+    async def consume() -> None:
+        async with fan.run(config.models[0], {"messages": []}, 8, first=3,
+                           refill=lambda run: 1) as run:
+            runs.append(run)
+            async for _ in run:
+                pass
+
+    task = asyncio.ensure_future(consume())
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    c = runs[0].counts
+    assert up.cancelled == len(up.calls) == 4  # the first wave and one refill, all cancelled
+    assert (c.completed, c.cancelled, c.unsent) == (0, 4, 4)
+
+
+def test_early_stop_config_modes_and_errors() -> None:
+    import yaml
+
+    from proxy.config import ConfigError, parse_config
+
+    base = yaml.safe_load((Path(__file__).resolve().parents[2] / "config.yaml").read_text())
+
+    def fanout(text: str) -> FanoutConfig:
+        return parse_config({**base, "fanout": yaml.safe_load(text)}).fanout
+
+    assert fanout("{early_stop: off}").early_stop == "off"          # YAML reads off as false
+    assert fanout("{early_stop: true}").early_stop == "at_once"
+    got = fanout("{early_stop: waves, first_wave: 0.75, stop_risk: 0}")
+    assert (got.early_stop, got.first_wave, got.stop_risk) == ("waves", 0.75, 0.0)
+    with pytest.raises(ConfigError) as err:
+        fanout("{early_stop: sometimes, first_wave: 2, stop_risk: -1}")
+    text = str(err.value)
+    assert all(f"fanout.{key}" in text for key in ("early_stop", "first_wave", "stop_risk"))
+    assert FanoutConfig(early_stop=False).early_stop == "off"  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="fanout.early_stop"):
+        FanoutConfig(early_stop="sometimes")

@@ -103,7 +103,7 @@ async def test_response_shape_usage_and_headers(config: Config, classifier, sim,
     assert iapo["cost_usd"] > 0 and float(res.headers["x-iapo-cost-usd"]) == pytest.approx(iapo["cost_usd"], rel=1e-3)
     assert res.headers["x-iapo-action"] == "cot;n=5;majority"
     assert res.headers["x-iapo-task"] == "math" and res.headers["x-iapo-policy"] == "test-policy@v1"
-    assert res.headers["x-iapo-samples"] == "requested=10;completed=10;failed=0;cancelled=0"
+    assert res.headers["x-iapo-samples"] == "requested=10;completed=10;failed=0;cancelled=0;unsent=0"
     assert iapo["weights_source"] == "default:balanced" and iapo["task_source"] == "classifier"
 
 
@@ -163,7 +163,7 @@ async def test_early_stop_cancels_samples_that_cannot_change_the_vote(config: Co
     iapo = res.body["iapo"]
     assert iapo["votes"] == {"7": 5}
     assert iapo["samples"] == {"requested": 9, "completed": 5, "failed": 0, "cancelled": 4,
-                               "saved_by_early_stop": 4}
+                               "unsent": 0, "saved_by_early_stop": 4}
     assert up.cancelled == 4
     assert reg.get_sample_value("iapo_samples_saved_total", {"task": "math"}) == 4
     assert reg.get_sample_value("iapo_pipeline_n_count", {"task": "math"}) == 1
