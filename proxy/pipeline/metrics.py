@@ -1,7 +1,9 @@
 """The pipeline's Prometheus collectors, on a registry the app owns.
 
-- ``iapo_samples_total{task,outcome}`` — samples ``completed`` / ``failed`` / ``cancelled``;
-- ``iapo_samples_saved_total{task}`` — samples cancelled by majority-vote early stopping;
+- ``iapo_samples_total{task,outcome}`` — samples ``completed`` / ``failed`` / ``cancelled``
+  (sent, then cancelled) / ``unsent`` (never sent: waves or an early stop before sending);
+- ``iapo_samples_saved_total{task}`` — samples majority-vote early stopping did not complete
+  (cancelled in flight or never sent);
 - ``iapo_pipeline_n{task}`` — histogram of the N the policy chose;
 - ``iapo_rewrite_failures_total{prompt}`` — prompter failures that fell back to the original;
 - ``iapo_judge_errors_total{scorer}`` — judge replies with no usable score;
@@ -22,7 +24,7 @@ class PipelineMetrics:
         r = registry or CollectorRegistry()
         self.registry = r
         self.samples = Counter("iapo_samples", "Samples by outcome", ["task", "outcome"], registry=r)
-        self.saved = Counter("iapo_samples_saved", "Samples saved by early stopping", ["task"],
+        self.saved = Counter("iapo_samples_saved", "Samples early stopping did not complete (cancelled or never sent)", ["task"],
                              registry=r)
         self.n = Histogram("iapo_pipeline_n", "Samples per choice chosen by the policy", ["task"],
                            buckets=_N_BUCKETS, registry=r)
@@ -34,10 +36,10 @@ class PipelineMetrics:
                             registry=r)
 
     def observe(self, task: str, n: int, completed: int, failed: int, cancelled: int, saved: int,
-                cost_usd: float) -> None:
+                cost_usd: float, unsent: int = 0) -> None:
         self.n.labels(task).observe(n)
         for outcome, count in (("completed", completed), ("failed", failed),
-                               ("cancelled", cancelled)):
+                               ("cancelled", cancelled), ("unsent", unsent)):
             if count:
                 self.samples.labels(task, outcome).inc(count)
         if saved:

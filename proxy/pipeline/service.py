@@ -247,7 +247,7 @@ class PipelineService:
         out = _Answer(plan, rewritten, choices)
         for c in out.choices:
             self.metrics.observe(plan.task.task, plan.n, c.counts.completed, c.counts.failed,
-                                 c.counts.cancelled, c.saved, 0.0)
+                                 c.counts.cancelled, c.saved, 0.0, c.counts.unsent)
         self.metrics.cost.labels(plan.task.task).inc(out.cost_usd)
         return out
 

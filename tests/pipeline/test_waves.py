@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from proxy.actions import Selection
 from proxy.config import Action, Config
@@ -60,8 +61,9 @@ async def test_waves_give_the_answer_of_all_n_from_fewer_samples(config: Config,
     items = _math(40)
     full = PipelineService(_config(config, sim.url, early_stop="off"), direct, Fixed(9),
                            classifier=classifier, strategy="parallel")  # the same n=1 samples
+    registry = CollectorRegistry()
     waves = PipelineService(_config(config, sim.url, early_stop="waves", stop_risk=0.0), direct,
-                            Fixed(9), classifier=classifier)
+                            Fixed(9), classifier=classifier, registry=registry)
     all_n = await _answers(full, items)
     waved = await _answers(waves, items)
     assert [a for a, _ in waved] == [a for a, _ in all_n]  # exact: same answer, every question
@@ -72,7 +74,10 @@ async def test_waves_give_the_answer_of_all_n_from_fewer_samples(config: Config,
         assert s["completed"] >= 5  # the first wave: the fewest that could settle 9
         assert set(rep["votes"]) <= set(ref["votes"])
     used = sum(rep["samples"]["completed"] for _, rep in waved)
-    assert sum(rep["samples"]["unsent"] for _, rep in waved) > 0
+    unsent = sum(rep["samples"]["unsent"] for _, rep in waved)
+    assert unsent > 0
+    counted = registry.get_sample_value("iapo_samples_total", {"task": "math", "outcome": "unsent"})
+    assert counted == unsent
     assert used < sum(rep["samples"]["completed"] for _, rep in all_n) == 9 * len(items)
 
 
