@@ -73,7 +73,7 @@ async def _measure(sim_url: str, n: int, strategy: str, requests: int,
     base = load_config(ROOT / "config.yaml")
     config = replace(base, models=tuple(replace(m, api_base=sim_url) for m in base.models),
                      simulator=replace(base.simulator, enabled=False),
-                     fanout=replace(base.fanout, early_stop=False))
+                     fanout=replace(base.fanout, early_stop="off"))
     clf = TaskClassifier.from_config(config)
 
     def factory(app: web.Application) -> PipelineService:
