@@ -2,12 +2,15 @@
 
     TrainError
      ├── TableError    a replay table is missing or malformed (names the offending array)
-     └── BudgetError   a budget is too small for the learner, or not a positive integer
+     ├── BudgetError   a budget is too small for the learner, or not a positive integer
+     ├── TaskSetError  a live task set is missing, malformed (names file:line) or has no references
+     └── LiveError     live training cannot go on: the upstream failed or is unreachable
+          └── CostLimitError   the dollar limit (--max-cost-usd) was reached
 """
 
 from __future__ import annotations
 
-__all__ = ["BudgetError", "TableError", "TrainError"]
+__all__ = ["BudgetError", "CostLimitError", "LiveError", "TableError", "TaskSetError", "TrainError"]
 
 
 class TrainError(Exception):
@@ -20,3 +23,15 @@ class TableError(TrainError):
 
 class BudgetError(TrainError):
     """A sample budget that a learner cannot honour."""
+
+
+class TaskSetError(TrainError):
+    """A task set for live training cannot be used; the message names the file (and line)."""
+
+
+class LiveError(TrainError):
+    """Live training stopped: the upstream failed for good (after retries) or is unreachable."""
+
+
+class CostLimitError(LiveError):
+    """The run's dollar limit was reached; nothing is written, drawn samples stay cached."""
