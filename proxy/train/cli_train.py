@@ -265,6 +265,8 @@ def _train(args: argparse.Namespace, plan: _Plan) -> int:
     wall = time.perf_counter() - started
     spend = sampler.spend
     name, params = parse_spec(args.algorithm)
+    trained_tasks = {t.task for t in plan.task_sets}
+    kept = sorted({c.task for c in plan.keep.contexts} - trained_tasks) if plan.keep is not None else []
     today = dt.date.today().isoformat()
     split = "; ".join(f"{t.task}: {len(t.train)} train / {len(t.heldout)} held-out ({t.split_rule})"
                       for t in plan.task_sets)
@@ -274,19 +276,33 @@ def _train(args: argparse.Namespace, plan: _Plan) -> int:
         budget=budget_of(spend.samples, spend.tokens, spend.cost_usd),
         datasets=tuple(_rel(t.path) for t in plan.task_sets), upstream_model=model.name,
         seed=args.seed, date=today, project_version=__version__,
-        notes=f"iapo train (live, majority voting). Split: {split}. Held-out questions were never pulled.")
+        notes=f"iapo train (live, majority voting). Split: {split}. Held-out questions were never pulled."
+              + (f" Contexts for {', '.join(kept)} carried over unchanged from {args.keep}." if kept else ""))
     policy = build_policy(trained, config, policy_id=args.id or args.out.stem,
                           version=f"{today}.{args.seed}", provenance=provenance, keep=plan.keep)
     header = (f"Trained live by `iapo train` ({name}, {args.budget} samples per task, seed {args.seed}) "
-              f"against {model.name}.\nTasks: {', '.join(t.task for t in plan.task_sets)}.")
-    if plan.keep is not None:
-        kept = sorted({c.task for c in policy.contexts} - {t.task for t in plan.task_sets})
-        if kept:
-            header += f"\nContexts for {', '.join(kept)} are carried over unchanged from {args.keep}."
+              f"against {model.name}; tasks: {', '.join(t.task for t in plan.task_sets)}.\n"
+              f"Reproduce: {_command(args)}")
+    if kept:
+        header += (f"\nContexts for {', '.join(kept)} are carried over unchanged from {args.keep} "
+                   "(not trained here: live training covers majority-voting tasks with reference answers).")
     write_policy(policy, args.out, header=header)
     print(_summary(trained, sampler, wall))
     print(f"wrote {args.out}")
     return 0
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The ``iapo train`` command line of the options that shape the result."""
+    parts = ["iapo train", f"--config {args.config}", f"--task {args.task}", f"--budget {args.budget}",
+             f"--algorithm {args.algorithm}", f"--seed {args.seed}"]
+    for flag, value in (("--profiles", args.profiles), ("--prompts", args.prompts), ("--model", args.model),
+                        ("--n-max", args.n_max), ("--keep", args.keep)):
+        if value is not None:
+            parts.append(f"{flag} {value}")
+    if args.holdout != 1 / 3:
+        parts.append(f"--holdout {args.holdout:g}")
+    return " ".join([*parts, f"--out {args.out}"])
 
 
 def _rel(path: Path) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -78,7 +79,9 @@ async def test_stream_with_many_samples_keeps_alive_then_streams_the_answer(star
 
 def test_serve_refuses_an_invalid_policy_naming_the_key(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text((REPO / "policies/default.yaml").read_text().replace("n: 8,", "n: 0,", 1))
+    # the first context's action gets n: 0 (whatever N the shipped, trained policy chose)
+    bad.write_text(re.sub(r"(action: \{prompt: [\w-]+, )n: \d+", r"\1n: 0",
+                          (REPO / "policies/default.yaml").read_text(), count=1))
     config = tmp_path / "config.yaml"
     config.write_text((REPO / "config.yaml").read_text().replace("policies/default.yaml", str(bad)))
     proc = subprocess.run([sys.executable, "-m", "proxy", "serve", "--config", str(config),
