@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from proxy.config import Action, Config
-from proxy.policy.schema import ArmEstimate, Budget, Context, Interval, Policy, Provenance
+from proxy.policy.schema import (
+    ArmEstimate,
+    Budget,
+    Context,
+    Interval,
+    Policy,
+    Provenance,
+)
 from proxy.train.base import Learner
 from proxy.train.live import LiveMajorityEnv
 

@@ -28,7 +28,14 @@ from typing import Any
 from proxy.config import Config, ModelConfig, PromptConfig
 from proxy.errors import UpstreamError, UpstreamTimeout
 from proxy.pipeline.rewrite import apply_prompt
-from proxy.train.cache import SampleCache, model_key, prompt_key, rewrite_key, sample_key, sample_seed
+from proxy.train.cache import (
+    SampleCache,
+    model_key,
+    prompt_key,
+    rewrite_key,
+    sample_key,
+    sample_seed,
+)
 from proxy.train.errors import CostLimitError, LiveError
 from proxy.train.taskset import TaskItem
 from proxy.upstream.base import Upstream, UpstreamRateLimited
@@ -100,11 +107,23 @@ class LiveSampler:
         self._rewrites: dict[str, asyncio.Future[tuple[list[dict[str, Any]], float]]] = {}
 
     async def probe(self) -> None:
-        """Raise :class:`LiveError` unless the upstream answers (its ``ready`` check: no tokens)."""
+        """Raise :class:`LiveError` unless the upstream answers: its ``ready`` check (``GET
+        /models`` on the direct path, no tokens); for litellm-routed models, whose ``ready`` only
+        checks the key, also one chat call with ``max_tokens: 1``."""
+        from proxy.upstream.router import transport_of
+
+        where = self.model.api_base or "embedded simulator"
+        failed = f"upstream for model '{self.model.name}' ({where}) is unreachable"
         if not await self.upstream.ready(self.model):
-            where = self.model.api_base or "embedded simulator"
-            raise LiveError(f"upstream for model '{self.model.name}' ({where}) is unreachable; "
-                            "nothing was spent")
+            raise LiveError(f"{failed}; nothing was spent")
+        if transport_of(self.model) != "direct":
+            body = {"model": self.model.name, "max_tokens": 1,
+                    "messages": [{"role": "user", "content": "ping"}]}
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    await self.upstream.complete(self.model, body, timeout_s=self.timeout_s)
+            except (UpstreamError, TimeoutError) as exc:
+                raise LiveError(f"{failed} ({exc or 'timeout'}); nothing was spent") from None
 
     async def _call(self, body: dict[str, Any]) -> Any:
         """One upstream call with our timeout and retries of transient errors."""

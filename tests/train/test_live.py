@@ -9,7 +9,6 @@ import itertools
 import json
 import signal
 import socket
-import subprocess
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -142,19 +141,19 @@ async def test_kill_and_resume_spends_nothing_twice(tmp_path: Path, sim: SimServ
     out, cache = tmp_path / "policy.yaml", tmp_path / "cache"
     state = sim.app[SIM_STATE]
     state.settings = replace(state.settings, ttft_s=0.01)
-    proc = subprocess.Popen([sys.executable, "-m", "proxy", *train_argv(config, out, cache, "--concurrency", "2")],
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "proxy", *train_argv(config, out, cache, "--concurrency", "2"),
+        cwd=REPO, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     try:
         for _ in range(3000):
             if (cache / "samples.jsonl").exists() and _cached_samples(cache) >= 120:
                 break
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert proc.returncode is None, "the training subprocess ended before it was killed"
             await asyncio.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
     finally:
-        proc.wait(10)
-        if proc.stderr:
-            proc.stderr.close()
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(proc.wait(), 10)
     assert proc.returncode == -signal.SIGKILL and not out.exists()
     cached = _cached_samples(cache)
     assert 120 <= cached < total
