@@ -151,11 +151,13 @@ def _summary(trained: list[TrainedTask], sampler: LiveSampler, wall_s: float) ->
     lines = [f"{'task':<18}{'profile':<12}{'action':<22}{'accuracy':>9}{'cost':>9}{'utility':>9}"]
     for t in trained:
         for ctx in _contexts(t):
-            est = next(e for e in ctx.estimates if (e.prompt, e.n) == (ctx.action.prompt, ctx.action.n))
-            lines.append(f"{ctx.task:<18}{ctx.profile:<12}{f'{ctx.action.prompt} n={ctx.action.n}':<22}"
-                         f"{est.means['accuracy']:>9.3f}{est.cost:>9.4f}{est.utility(ctx.weights):>9.3f}")
+            est = ctx.estimate(ctx.action)
+            figures = ("unobserved" if est is None else
+                       f"{est.means['accuracy']:>9.3f}{est.cost:>9.4f}{est.utility(ctx.weights):>9.3f}")
+            lines.append(f"{ctx.task:<18}{ctx.profile:<12}{f'{ctx.action.prompt} n={ctx.action.n}':<22}{figures}")
     s = sampler.spend
-    lines.append(f"samples {s.samples} ({s.cached} from the cache, {s.calls} upstream calls), "
+    lines.append(f"samples {s.samples} ({s.cached} from the cache, {s.calls} upstream calls, "
+                 f"{s.retries} retries), "
                  f"tokens {s.tokens}, cost ${s.cost_usd:.4f}, {wall_s:.1f} s")
     return "\n".join(lines)
 

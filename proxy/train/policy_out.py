@@ -3,7 +3,8 @@
 Per task and profile: the learner's chosen arm as the action and, as estimates, every arm it
 reports (PSST: the arms still alive in some context) that has observations, with ``means``
 ``{accuracy}``, ``cost`` per request in cost units, ``observations`` and intervals on the
-utility under the profile's weights and on the accuracy. The action is always one of them.
+utility under the profile's weights and on the accuracy. The action is always one of them, except
+when a learner chose an arm it never observed (``triple-random-n``): that context has none.
 Writing the file is :func:`proxy.policy.write.write_policy` (atomic).
 """
 
@@ -13,6 +14,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+
+import numpy as np
 
 from proxy.config import Action, Config
 from proxy.policy.schema import (
@@ -49,8 +52,10 @@ def _finite_interval(low: float, high: float) -> Interval | None:
 def task_contexts(trained: TrainedTask) -> list[Context]:
     """The policy contexts of one trained task (module docstring)."""
     learner, env = trained.learner, trained.env
-    table = learner.estimates_
-    arms = [(int(p), int(n)) for p, n in table.arms]
+    # the reported arms plus every chosen one (a learner may choose outside its report on ties)
+    arms = list(dict.fromkeys([(int(p), int(n)) for p, n in learner.estimates_.arms]
+                              + [(int(p), int(n)) for p, n in learner.actions_]))
+    table = learner.stats_.table(np.array(arms, dtype=np.int64).reshape(-1, 2))
     out = []
     for c, (profile, weights) in enumerate(trained.profiles):
         chosen = (int(learner.actions_[c][0]), int(learner.actions_[c][1]))
@@ -70,10 +75,9 @@ def task_contexts(trained: TrainedTask) -> list[Context]:
                 prompt=env.prompts[p].id, n=n, aggregator="majority", scorer=None,
                 means=MappingProxyType({ACCURACY: round(acc, 6)}), cost=round(max(cost, 0.0), 8),
                 observations=int(table.n_obs[a]), ci=MappingProxyType(ci)))
-        ids = {(e.prompt, e.n) for e in estimates}
         prompt_id = env.prompts[chosen[0]].id
-        if (prompt_id, chosen[1]) not in ids:
-            raise RuntimeError(f"internal: the chosen arm ({prompt_id}, n={chosen[1]}) has no estimate")
+        if (prompt_id, chosen[1]) not in {(e.prompt, e.n) for e in estimates}:
+            estimates = []  # an arm chosen unobserved (triple-random-n): no estimates to stand on
         out.append(Context(task=env.task_set.task, profile=profile, weights=MappingProxyType(dict(weights)),
                            action=Action(prompt=prompt_id, n=chosen[1], aggregator="majority"),
                            estimates=tuple(estimates)))

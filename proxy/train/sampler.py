@@ -48,8 +48,8 @@ _BACKOFF_MAX_S = 8.0
 
 @dataclass
 class Spend:
-    """What the run has used: samples (cached or new), tokens, dollars; and how many upstream
-    calls were really made (``calls``) versus read from the cache (``cached``)."""
+    """What the run has used: samples (cached or new), tokens, dollars; how many upstream calls
+    succeeded (``calls``), how many samples came from the cache (``cached``), and retries."""
 
     samples: int = 0
     prompt_tokens: int = 0
@@ -57,6 +57,7 @@ class Spend:
     cost_usd: float = 0.0
     calls: int = 0
     cached: int = 0
+    retries: int = 0
 
     @property
     def tokens(self) -> int:
@@ -139,6 +140,7 @@ class LiveSampler:
                 if not _transient(exc) or attempt == self.retries:
                     what = "timed out" if isinstance(exc, TimeoutError) else str(exc)
                     raise LiveError(f"upstream call failed after {attempt + 1} attempt(s): {what}") from None
+                self.spend.retries += 1
                 await asyncio.sleep(min(_BACKOFF_MAX_S, _BACKOFF_S * 2 ** attempt))
         raise AssertionError("unreachable")
 

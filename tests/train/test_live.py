@@ -28,16 +28,17 @@ from proxy.sim.server import SIM_STATE, SimServer
 from proxy.sim.settings import SimSettings
 from proxy.train.cache import SampleCache
 from proxy.train.live import abstain_subset_credit
+from proxy.train.registry import LEARNERS
 
 REPO = Path(__file__).resolve().parents[2]
 PROMPTS = "plain,cot,expert_direct,fewshot"
 
 
 def write_config(tmp: Path, *, api_base: str | None = None, math_dataset: Path | None = None,
-                 policy: Path | None = None) -> Path:
+                 policy: Path | None = None, **simulator: float) -> Path:
     """The repo's config with zero simulator latency and absolute paths, written under ``tmp``."""
     data = yaml.safe_load((REPO / "config.yaml").read_text())
-    data["simulator"].update(ttft_s=0.0, tpot_s=0.0)
+    data["simulator"].update(ttft_s=0.0, tpot_s=0.0, **simulator)
     for task in data["tasks"]:
         if "dataset" in task:
             task["dataset"] = str(REPO / task["dataset"])
@@ -164,6 +165,29 @@ async def test_kill_and_resume_spends_nothing_twice(tmp_path: Path, sim: SimServ
     assert await asyncio.to_thread(main, train_argv(config, out, cache, "--concurrency", "16")) == 0
     assert sim.stats.requests == total - cached
     assert _without_date(out) == _without_date(ref)
+
+
+def test_every_learner_runs_live_and_writes_a_valid_policy(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    cfg = load_config(config)
+    for name in LEARNERS:
+        out = tmp_path / f"{name}.yaml"
+        argv = train_argv(config, out, tmp_path / "cache", "--algorithm", name, "--n-max", "4", budget=300)
+        assert main(argv) == 0, name
+        policy = load_policy(out, cfg)
+        assert policy.provenance.algorithm == name and len(policy.contexts) == 3
+
+
+def test_transient_upstream_faults_are_retried_and_change_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clean, faulty = tmp_path / "clean", tmp_path / "faulty"
+    for d, faults in ((clean, {}), (faulty, {"error_rate": 0.04, "drop_rate": 0.02, "malformed_rate": 0.02})):
+        d.mkdir()
+        config = write_config(d, **faults)
+        assert main(train_argv(config, d / "policy.yaml", d / "cache", budget=300)) == 0
+    clean_out, faulty_out = capsys.readouterr().out.split("wrote")[:2]
+    assert " 0 retries" in clean_out and " 0 retries" not in faulty_out
+    assert _without_date(faulty / "policy.yaml") == _without_date(clean / "policy.yaml")
 
 
 def test_cost_limit_stops_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
