@@ -41,12 +41,7 @@ def _build_parser() -> argparse.ArgumentParser:
                 gp = sub.add_parser(group, help=f"{group} commands", description=f"{group} commands")
                 groups[group] = gp.add_subparsers(dest=f"{group}_command", required=True, metavar="COMMAND")
             target = groups[group]
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:  # TODO(dev): remove once every command module exists
-            if exc.name != module_name:
-                raise
-            continue
+        module = importlib.import_module(module_name)
         p = target.add_parser(leaf, help=help_text, description=help_text)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)

@@ -170,23 +170,6 @@ def test_cli_validate_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert _cli([str(good), "--config", str(tmp_path / "missing.yaml")]) == 2
 
 
-def _dispatcher_broken() -> bool:
-    """proxy/cli.py imports every sub-command to build its parser; while another part (the server)
-    is half-built that import fails for all commands. Skip, loudly, only in that case."""
-    from proxy.cli import _build_parser
-
-    try:
-        _build_parser()
-    except ImportError:
-        return True
-    return False
-
-
-_needs_dispatcher = pytest.mark.skipif(_dispatcher_broken(),
-                                       reason="iapo dispatcher cannot import another sub-command yet")
-
-
-@_needs_dispatcher
 def test_iapo_policy_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from proxy.cli import main
 
@@ -200,7 +183,6 @@ def test_iapo_policy_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert capsys.readouterr().out.startswith(f"{missing}: <root>: cannot read file")
 
 
-@_needs_dispatcher
 def test_iapo_policy_validate_subprocess(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     doc = base_policy()
