@@ -17,7 +17,6 @@ import inspect
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -29,11 +28,7 @@ from proxy.server.routes import routes
 from proxy.server.state import API_KEYS, CONFIG, METRICS, MODELS, SERVICE, SIM, UPSTREAM
 from proxy.serving import ChatService
 from proxy.upstream.base import Upstream
-from proxy.upstream.direct import provider_model_name
 from proxy.upstream.router import UpstreamRouter
-
-if TYPE_CHECKING:
-    from proxy.sim.server import SimServer
 
 __all__ = ["ServiceFactory", "create_app", "pipeline_service", "policy_plugin"]
 
@@ -78,8 +73,10 @@ def create_app(config: Config, *, upstream: Upstream | None = None,
 def _lifecycle(service_factory: ServiceFactory | None, owned: bool
                ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        from proxy.sim.embedded import start_embedded
+
         config, upstream = app[CONFIG], app[UPSTREAM]
-        sim = await _start_simulator(config)
+        sim = await start_embedded(config)
         app[SIM] = sim
         if sim is not None and isinstance(upstream, UpstreamRouter):
             upstream.set_embedded_url(sim.url)
@@ -125,23 +122,3 @@ async def pipeline_service(app: web.Application) -> ChatService:
     classifier = await asyncio.to_thread(TaskClassifier.from_config, config)
     return PipelineService(config, app[UPSTREAM], app.get(POLICY_STORE), classifier=classifier,
                            registry=app[METRICS].registry)
-
-
-async def _start_simulator(config: Config) -> SimServer | None:
-    embedded = [m for m in config.models if m.embedded]
-    if not embedded:
-        return None
-    from proxy.sim.server import SimServer, load_model
-    from proxy.sim.settings import SimSettings
-
-    s = config.simulator
-    settings = SimSettings(
-        seed=s.seed, ttft_s=s.ttft_s, tpot_s=s.tpot_s, error_rate=s.error_rate,
-        rate_limit_rate=s.rate_limit_rate, slow_rate=s.slow_rate, drop_rate=s.drop_rate,
-        malformed_rate=s.malformed_rate,
-        model_names=tuple(dict.fromkeys(provider_model_name(m) for m in embedded)))
-    model = await asyncio.to_thread(load_model, settings.tasks_dir)
-    sim = SimServer(settings, model)
-    url = await sim.start("127.0.0.1", 0)
-    log.info("embedded simulated upstream on %s", url)
-    return sim

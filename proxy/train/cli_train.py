@@ -132,21 +132,6 @@ def _plan(args: argparse.Namespace, config: Config) -> _Plan:
     return _Plan(config, model, task_sets, profiles, prompts, n_max, keep)
 
 
-async def _start_sim(config: Config, model: ModelConfig) -> Any:
-    from proxy.sim.server import SimServer, load_model
-    from proxy.sim.settings import SimSettings
-    from proxy.upstream.direct import provider_model_name
-
-    s = config.simulator
-    settings = SimSettings(seed=s.seed, ttft_s=s.ttft_s, tpot_s=s.tpot_s, error_rate=s.error_rate,
-                           rate_limit_rate=s.rate_limit_rate, slow_rate=s.slow_rate,
-                           drop_rate=s.drop_rate, malformed_rate=s.malformed_rate,
-                           model_names=(provider_model_name(model),))
-    sim = SimServer(settings, await asyncio.to_thread(load_model, settings.tasks_dir))
-    await sim.start("127.0.0.1", 0)
-    return sim
-
-
 def _summary(trained: list[TrainedTask], sampler: LiveSampler, wall_s: float) -> str:
     lines = [f"{'task':<18}{'profile':<12}{'action':<22}{'accuracy':>9}{'cost':>9}{'utility':>9}"]
     for t in trained:
@@ -205,6 +190,7 @@ def _train(args: argparse.Namespace, plan: _Plan) -> int:
     from proxy import __version__
     from proxy.policy.schema import Provenance
     from proxy.policy.write import write_policy
+    from proxy.sim.embedded import start_embedded
     from proxy.train.cache import SampleCache
     from proxy.train.env import Context
     from proxy.train.errors import LiveError
@@ -241,7 +227,7 @@ def _train(args: argparse.Namespace, plan: _Plan) -> int:
         sim = None
         try:
             if model.embedded:
-                sim = runner.run(_start_sim(config, model))
+                sim = runner.run(start_embedded(config))
                 upstream.set_embedded_url(sim.url)
             try:
                 runner.run(sampler.probe())
