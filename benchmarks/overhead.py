@@ -31,8 +31,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from upstream_cpu import sim_process  # noqa: E402  (sibling script)
 
-BODY = json.dumps({"model": "sim-1", "max_tokens": 16,
-                   "messages": [{"role": "user", "content": "What is 17 + 25?"}]}).encode()
+# A general chat question: through the proxy it is classified (`general`), weighted (the default
+# profile), looked up in the shipped policy (one plain sample) and answered with one upstream call.
+BODY = json.dumps({"model": "sim-1", "max_tokens": 16, "messages": [
+    {"role": "user", "content": "Tell me about the history of suspension bridges."}]}).encode()
 
 
 @contextmanager
@@ -40,6 +42,11 @@ def proxy_process(sim_url: str) -> Iterator[str]:
     """``iapo serve`` on a free port with the default config's model pointed at ``sim_url``."""
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["models"] = [{**config["models"][0], "api_base": sim_url, "transport": "direct"}]
+    # the copy lives in a temp folder: keep its relative paths pointing into the repository
+    config["policies"]["paths"] = [str(REPO / p) for p in config["policies"]["paths"]]
+    for task in config["tasks"]:
+        if "dataset" in task:
+            task["dataset"] = str(REPO / task["dataset"])
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "config.yaml"
         path.write_text(yaml.safe_dump(config))
@@ -75,6 +82,8 @@ async def _drive(session: aiohttp.ClientSession, url: str, total: int, concurren
                 await r.read()
                 if r.status != 200:
                     raise RuntimeError(f"{url}: HTTP {r.status}")
+                if r.headers.get("x-iapo-action", "plain;n=1").split(";")[1] != "n=1":
+                    raise RuntimeError(f"the policy chose {r.headers['x-iapo-action']}, not one sample")
             latencies.append(time.perf_counter() - t0)
 
     start = time.perf_counter()

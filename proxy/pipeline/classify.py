@@ -18,9 +18,13 @@ CRC32 into ``2**15`` buckets; the vector is L2-normalised. The model is
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import re
 import zlib
+from collections import Counter
+from itertools import chain
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +39,7 @@ __all__ = ["DIM", "TaskClassifier", "TaskDecision", "classifier_path", "features
            "last_user_text", "train_classifier", "training_examples"]
 
 DIM = 1 << 15
+MAX_CHARS = 8000
 DATA_DIR = Path(__file__).resolve().parent / "data"
 _TOKEN = re.compile(r"[a-z0]+|[?$%=+*/-]")
 _OPTION = re.compile(r"(?:^|[\s(])([a-h])[).:](?=\s)", re.M)
@@ -54,21 +59,36 @@ class TaskDecision:
     score: float
 
 
+@functools.lru_cache(maxsize=1 << 12)
 def _bucket(feature: str) -> int:
     return zlib.crc32(feature.encode()) & (DIM - 1)
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _word_buckets(tok: str) -> tuple[int, ...]:
+    """The buckets of a word: its unigram and, past two letters, its boundary-marked trigrams
+    (memoised: words repeat across requests, so hashing is mostly a dict hit)."""
+    feats = [f"w:{tok}"]
+    if len(tok) > 2:
+        w = f"<{tok}>"
+        feats += [f"c:{w[i:i + 3]}" for i in range(len(w) - 2)]
+    return tuple(_bucket(f) for f in feats)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _pair_bucket(a: str, b: str) -> int:
+    return _bucket(f"b:{a} {b}")
+
+
 def features(text: str) -> tuple[np.ndarray, np.ndarray]:
-    """Hashed feature indices and L2-normalised values of ``text``."""
-    low = text.lower()
+    """Hashed feature indices and L2-normalised values of ``text`` (its first
+    :data:`MAX_CHARS` characters: enough to tell the task, and bounded time for huge inputs)."""
+    low = text[:MAX_CHARS].lower()
     flat = _NUMBER.sub("0", low)
     toks = _TOKEN.findall(flat)
-    feats = [f"w:{t}" for t in toks]
-    feats += [f"b:{a} {b}" for a, b in zip(toks, toks[1:])]
-    for t in toks:
-        if len(t) > 2:
-            w = f"<{t}>"
-            feats += [f"c:{w[i:i + 3]}" for i in range(len(w) - 2)]
+    buckets = Counter(chain.from_iterable(map(_word_buckets, toks)))
+    buckets.update(map(_pair_bucket, toks, toks[1:]))
+    feats: list[str] = []
     if len(set(_OPTION.findall(low))) >= 3:
         feats += ["s:options"] * 4
     numbers = len(_NUMBER.findall(low))
@@ -83,8 +103,9 @@ def features(text: str) -> tuple[np.ndarray, np.ndarray]:
     if low.rstrip().endswith("?"):
         feats.append("s:question")
     feats.append(f"s:len{min(len(toks) // 20, 8)}")
-    idx, counts = np.unique(np.fromiter((_bucket(f) for f in feats), dtype=np.int64,
-                                        count=len(feats)), return_counts=True)
+    buckets.update(map(_bucket, feats))
+    idx = np.fromiter(buckets.keys(), dtype=np.int64, count=len(buckets))
+    counts = np.fromiter(buckets.values(), dtype=np.int64, count=len(buckets))
     vals = np.sqrt(counts.astype(np.float32))
     vals /= max(float(np.linalg.norm(vals)), 1e-12)
     return idx, vals
@@ -200,11 +221,10 @@ class TaskClassifier:
     def predict(self, text: str) -> tuple[str, float]:
         """The model's top task and its probability."""
         idx, vals = features(text)
-        z = vals @ self.W[idx] + self.b
-        p = np.exp(z - z.max())
-        p /= p.sum()
-        top = int(np.argmax(p))
-        return self.labels[top], float(p[top])
+        z = (vals @ self.W[idx] + self.b).tolist()  # a handful of logits: plain floats are faster
+        top = max(range(len(z)), key=z.__getitem__)
+        total = sum(math.exp(v - z[top]) for v in z)
+        return self.labels[top], 1.0 / total
 
     def classify(self, messages: Sequence[Mapping[str, Any]], hints: Mapping[str, Any] | None = None,
                  headers: Mapping[str, str] | None = None) -> TaskDecision:

@@ -12,11 +12,12 @@ version, rule), ``samples`` (requested, completed, failed, cancelled, unsent,
 saved_by_early_stop: requested = completed + failed + cancelled + unsent, where ``cancelled``
 were sent and cancelled and ``unsent`` never sent; saved = cancelled + unsent by early stop),
 ``votes`` (answer -> count, majority) or ``scores`` (per sample: objective scores, utility,
-Best-of-N), ``cost_usd``, ``rewrite_failed``, ``judge_errors``. ``votes``/``scores`` describe
-choice 0; with ``n > 1`` ``per_choice`` lists them for every choice. Headers: ``x-iapo-task``,
+Best-of-N; empty when one sample succeeded: nothing to choose, so no scorer or judge is called),
+``cost_usd``, ``rewrite_failed``, ``judge_errors``. ``votes``/``scores`` describe choice 0;
+with ``n > 1`` ``per_choice`` lists them for every choice. Headers: ``x-iapo-task``,
 ``x-iapo-action`` (``cot;n=9;majority``), ``x-iapo-samples``
-(``requested=9;completed=6;failed=0;cancelled=1;unsent=2``), ``x-iapo-cost-usd``, ``x-iapo-policy``
-(``id@version``).
+(``requested=9;completed=6;failed=0;cancelled=1;unsent=2``), ``x-iapo-cost-usd``,
+``x-iapo-policy`` (``id@version``).
 
 **Streaming.** With one sample per choice and ``n == 1`` the upstream stream is passed through
 (after the prompt rewrite). Otherwise the service yields :data:`KEEP_ALIVE` (the server writes
@@ -34,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -116,6 +117,8 @@ class PipelineService:
                  early_stop: bool | None = None, keepalive_s: float = 1.0) -> None:
         self.config = config
         self.upstream = upstream
+        self._models = {m.name: m for m in config.models}
+        self._tasks = {t.name: t for t in config.tasks}
         self.actions: ActionSource = actions or StaticActions(config)
         self.classifier = classifier or TaskClassifier.from_config(config)
         self.metrics = PipelineMetrics(registry)
@@ -139,7 +142,7 @@ class PipelineService:
 
     # -- planning ---------------------------------------------------------------------------
     def _model(self, name: str) -> ModelConfig:
-        model = self.config.model(name)
+        model = self._models.get(name)
         if model is None and name.startswith(MODEL_ALIAS_PREFIX) and self.config.models:
             return self.config.models[0]
         if model is None:
@@ -161,19 +164,22 @@ class PipelineService:
         lookup = getattr(source, "prompt", None)
         prompt = (lookup(action.prompt) if callable(lookup) else None) \
             or self.config.prompts.get(action.prompt) or PromptConfig(id=action.prompt)
-        task_cfg = self.config.task(task.task)
+        task_cfg = self._tasks.get(task.task)
         n = max(1, min(action.n, self.config.fanout.n_max))
         scorer = action.scorer or (task_cfg.scorer if task_cfg else None)
         strategy = choose_strategy(self.strategy, model, action.aggregator, n, self.early_stop)
         return _Plan(task, weights, selection, model, prompt, n, action.aggregator, scorer, strategy)
 
     # -- sampling and aggregation -------------------------------------------------------------
+    def _extractor(self, task: str) -> Callable[[str], str | None]:
+        task_cfg = self._tasks.get(task)
+        return extractor_for(task_cfg.extractor if task_cfg else None,
+                             task_cfg.answer_regex if task_cfg else None)
+
     async def _choice(self, plan: _Plan, body: Mapping[str, Any], limit: asyncio.Semaphore,
                       question: str) -> _Choice:
         if plan.aggregator == "majority":
-            task_cfg = self.config.task(plan.task.task)
-            extract = extractor_for(task_cfg.extractor if task_cfg else None,
-                                    task_cfg.answer_regex if task_cfg else None)
+            extract = self._extractor(plan.task.task)
             vote, texts, saved = MajorityVote(self.config.fanout.stop_risk), {}, 0
             need = min(self.config.fanout.min_success, plan.n)
             first, refill = self._waves(vote, plan.n, need)
@@ -197,6 +203,9 @@ class PipelineService:
                                 limit=limit) as run:
             samples = [s async for s in run]
             run.check()
+        if len(samples) == 1:  # nothing to choose between: no scorer (nor judge) call
+            win = samples[0]
+            return _Choice(win.text, win.finish_reason or "stop", run.counts, scores=[])
         report = await self.scorers.score(plan.scorer, question, [s.text for s in samples])
         w = plan.weights.weights
         utils = [utility(sc, w, s.cost_usd, self.config.cost_unit_usd)
@@ -236,14 +245,17 @@ class PipelineService:
                                    stream_options=None), provider_model_name(plan.model))
         limit = self.fan.request_limit()
         question = last_user_text(req.messages)
-        tasks = [asyncio.ensure_future(self._choice(plan, body, limit, question))
-                 for _ in range(req.n)]
-        try:
-            choices = list(await asyncio.gather(*tasks))
-        finally:  # on the first failure (or cancellation) stop the other choices' samples
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        if req.n == 1:
+            choices = [await self._choice(plan, body, limit, question)]
+        else:
+            tasks = [asyncio.ensure_future(self._choice(plan, body, limit, question))
+                     for _ in range(req.n)]
+            try:
+                choices = list(await asyncio.gather(*tasks))
+            finally:  # on the first failure (or cancellation) stop the other choices' samples
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
         out = _Answer(plan, rewritten, choices)
         for c in out.choices:
             self.metrics.observe(plan.task.task, plan.n, c.counts.completed, c.counts.failed,

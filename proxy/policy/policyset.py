@@ -22,6 +22,8 @@ from proxy.policy.select import select_action
 
 __all__ = ["PolicySet", "build_policy_set", "load_policy_set", "read_files", "parse_policy_files"]
 
+_SELECTION_CACHE = 4096  # distinct (task, weights) selections remembered per policy set
+
 
 @dataclass(frozen=True, slots=True)
 class PolicySet:
@@ -36,11 +38,23 @@ class PolicySet:
     loaded_at: float = 0.0  # unix time
     by_task: Mapping[str, Policy] = field(default_factory=dict)
     prompts: Mapping[str, PromptConfig] = field(default_factory=dict)
+    _selections: dict[tuple[str, tuple[tuple[str, float], ...]], Selection] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     def policy_for(self, task: str) -> Policy | None:
         return self.by_task.get(task)
 
     def select(self, task: str, weights: Mapping[str, float]) -> Selection:
+        key = (task, tuple(sorted(weights.items())))
+        hit = self._selections.get(key)
+        if hit is None:  # the set never changes: a (task, weights) pair always selects the same
+            hit = self._select(task, weights)
+            if len(self._selections) >= _SELECTION_CACHE:
+                self._selections.clear()  # callers sending ever new weights: start over
+            self._selections[key] = hit
+        return hit
+
+    def _select(self, task: str, weights: Mapping[str, float]) -> Selection:
         policy = self.by_task.get(task)
         if policy is not None:
             return select_action(policy, task, weights)

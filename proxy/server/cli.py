@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -48,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     from proxy.policy.load import PolicyError
 
     try:
-        asyncio.run(_serve(config, host, port))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(_serve(config, host, port))
     except PolicyError as exc:  # an initial policy file is invalid: refuse to start
         for problem in exc.problems:
             print(f"error: {exc.source}: {problem}", file=sys.stderr)
@@ -57,6 +59,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed (about twice the request rate of the default
+    loop for this server), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 async def _serve(config: Config, host: str, port: int) -> None:

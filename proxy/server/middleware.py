@@ -8,7 +8,6 @@ the request id and answered as a 500 ``internal_error`` without a traceback.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -17,7 +16,14 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from proxy.errors import (InternalError, InvalidRequest, NotFound, PayloadTooLarge, ProxyError)
+from proxy import jsonio
+from proxy.errors import (
+    InternalError,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    ProxyError,
+)
 from proxy.server.state import CONFIG, METRICS, REQUEST_ID, REQUEST_MODEL
 
 __all__ = ["error_middleware", "error_response", "request_id_of"]
@@ -40,7 +46,7 @@ def error_response(exc: ProxyError, request_id: str | None = None) -> web.Respon
     headers = dict(exc.headers)
     if request_id:
         headers["x-request-id"] = request_id
-    return web.Response(body=json.dumps(exc.body()).encode(), status=exc.status,
+    return web.Response(body=jsonio.dumps(exc.body()), status=exc.status,
                         content_type="application/json", headers=headers)
 
 

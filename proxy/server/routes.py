@@ -11,18 +11,31 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 from typing import Any
 
 from aiohttp import web
 
-from proxy.errors import (AuthenticationFailed, InternalError, InvalidRequest, ProxyError,
-                          UpstreamTimeout)
+from proxy import jsonio
+from proxy.errors import (
+    AuthenticationFailed,
+    InternalError,
+    InvalidRequest,
+    ProxyError,
+    UpstreamTimeout,
+)
 from proxy.metrics import CONTENT_TYPE
 from proxy.protocol import parse_chat_request
-from proxy.server.state import (API_KEYS, CONFIG, METRICS, MODELS, REQUEST_ID, REQUEST_MODEL,
-                                SERVICE, UPSTREAM)
+from proxy.server.state import (
+    API_KEYS,
+    CONFIG,
+    METRICS,
+    MODELS,
+    REQUEST_ID,
+    REQUEST_MODEL,
+    SERVICE,
+    UPSTREAM,
+)
 from proxy.serving import RequestContext, find_model, is_keep_alive
 
 __all__ = ["authenticate", "routes"]
@@ -34,14 +47,14 @@ _SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-cache"
 
 
 def _json(obj: Any, status: int = 200, headers: Any = None) -> web.Response:
-    return web.Response(body=json.dumps(obj, separators=(",", ":")).encode(), status=status,
+    return web.Response(body=jsonio.dumps(obj), status=status,
                         content_type="application/json", headers=headers)
 
 
 def _sse(obj: Any) -> bytes:
     if is_keep_alive(obj):
         return b": keep-alive\n\n"
-    return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
+    return b"data: " + jsonio.dumps(obj) + b"\n\n"
 
 
 def authenticate(request: web.Request) -> str | None:
@@ -65,7 +78,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     profile = authenticate(request)
     raw = await request.read()  # 413 past client_max_size
     try:
-        body = json.loads(raw)
+        body = jsonio.loads(raw)
     except ValueError:
         raise InvalidRequest("the request body is not valid JSON") from None
     req = parse_chat_request(body, max_n=config.server.max_n)

@@ -14,16 +14,22 @@ connection errors with exponential backoff that honours ``retry-after`` (within 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
 
+from proxy import jsonio
 from proxy.config import ModelConfig
 from proxy.errors import UpstreamError, UpstreamTimeout
-from proxy.upstream.base import Completion, UpstreamRateLimited, Usage, config_cost, usage_of
+from proxy.upstream.base import (
+    Completion,
+    UpstreamRateLimited,
+    Usage,
+    config_cost,
+    usage_of,
+)
 from proxy.upstream.http1 import Http1Pool
 
 __all__ = ["DirectUpstream", "provider_model_name"]
@@ -91,7 +97,7 @@ class DirectUpstream:
         else:
             body.pop("stream", None)
             body.pop("stream_options", None)
-        return json.dumps(body, separators=(",", ":")).encode()
+        return jsonio.dumps(body)
 
     async def complete(self, model: ModelConfig, request: Mapping[str, Any], *,
                        timeout_s: float | None = None) -> Completion:
@@ -115,7 +121,7 @@ class DirectUpstream:
         if resp.status >= 400:
             raise _status_error(model, resp.status, resp.body, resp.headers)
         try:
-            body = json.loads(resp.body)
+            body = jsonio.loads(resp.body)
         except ValueError:
             raise UpstreamError(f"upstream '{model.name}' returned malformed JSON") from None
         if not isinstance(body, dict) or not isinstance(body.get("choices"), list):
@@ -164,7 +170,7 @@ class DirectUpstream:
                     done = True
                     return
                 try:
-                    chunk = json.loads(payload)
+                    chunk = jsonio.loads(payload)
                 except ValueError:
                     raise UpstreamError(f"upstream '{model.name}' sent a malformed chunk") from None
                 if isinstance(chunk, dict) and "error" in chunk:
@@ -221,7 +227,7 @@ def _status_error(model: ModelConfig, status: int, raw: bytes,
     """The error for an upstream HTTP status; retryable ones come wrapped in ``_Retryable``."""
     message = f"HTTP {status}"
     try:
-        err = json.loads(raw).get("error")
+        err = jsonio.loads(raw).get("error")
         if isinstance(err, dict) and err.get("message"):
             message = str(err["message"])
         elif isinstance(err, str):
