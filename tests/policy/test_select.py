@@ -123,3 +123,14 @@ def test_policy_set_routes_by_task_and_rejects_conflicts(repo_config: Config) ->
         build_policy_set([a, parse_policy(base_policy(), repo_config)], repo_config)
     empty = build_policy_set([], repo_config)
     assert empty.select("math", {"accuracy": 1}) == StaticActions(repo_config).select("math", {})
+
+
+def test_policy_set_selection_is_remembered_but_bounded(repo_config: Config) -> None:
+    policy = load_policy(REPO / "policies" / "default.yaml", repo_config)
+    policies = build_policy_set([policy], repo_config)
+    rng = np.random.default_rng(3)
+    for _ in range(5000):  # callers sending ever new weights
+        weights = dict(zip(OBJ, map(float, rng.dirichlet(np.ones(4)))))
+        assert policies.select("math", weights) == select_action(policy, "math", weights)
+        assert policies.select("math", weights) is policies.select("math", weights)  # remembered
+    assert 0 < len(policies._selections) <= 4096
