@@ -25,7 +25,7 @@ Before any vote this is ``ceil(N / 2)`` (``k >= N - k``; the tie goes to the low
 already sent). Sending fewer could never stop; each extra sample is one that agreement would
 have made unnecessary.
 
-**Confident stop** (approximate, opt-in: ``stop_risk > 0``). :meth:`decided` also says yes once
+**Confident stop** (approximate, with ``stop_risk > 0``; the shipped config sets 0.05). :meth:`decided` also says yes once
 :meth:`MajorityVote.risk`, an estimate of the probability that the pending samples change the
 winner, is at most ``stop_risk``. The answer can then differ from the one all N samples would
 give (at a rate of about ``stop_risk`` where samples are exchangeable draws); it is not exact.
