@@ -8,8 +8,8 @@ apart in ``hints`` and never forwarded (:func:`to_upstream`).
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +30,7 @@ ROLES = frozenset({"system", "user", "assistant", "tool", "developer", "function
 _KNOWN = frozenset({"model", "messages", "temperature", "top_p", "max_tokens",
                     "max_completion_tokens", "stop", "n", "seed", "user", "stream",
                     "stream_options", "iapo"})
+_FORWARDED = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed", "user")
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,15 +148,20 @@ def parse_chat_request(body: Any, *, max_n: int) -> ChatRequest:
     )
 
 
-def to_upstream(req: ChatRequest, upstream_model_name: str) -> dict[str, Any]:
-    """The body sent upstream: the request's fields and pass-through extras, never ``iapo``."""
+def to_upstream(req: ChatRequest, upstream_model_name: str, *,
+                messages: list[dict[str, Any]] | None = None, single: bool = False) -> dict[str, Any]:
+    """The body sent upstream: the request's fields and pass-through extras, never ``iapo``;
+    ``messages`` replace the request's (a rewritten prompt); ``single`` asks for one
+    non-streamed choice (no ``n``, ``stream`` nor ``stream_options``)."""
     body: dict[str, Any] = dict(req.extra)
     body["model"] = upstream_model_name
-    body["messages"] = req.messages
-    for key in ("temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed", "user"):
+    body["messages"] = req.messages if messages is None else messages
+    for key in _FORWARDED:
         value = getattr(req, key)
         if value is not None:
             body[key] = value
+    if single:
+        return body
     if req.n != 1:
         body["n"] = req.n
     if req.stream:
@@ -166,8 +172,9 @@ def to_upstream(req: ChatRequest, upstream_model_name: str) -> dict[str, Any]:
 
 
 def new_id() -> str:
-    """A fresh completion id, ``chatcmpl-<uuid hex>``."""
-    return f"chatcmpl-{uuid.uuid4().hex}"
+    """A fresh completion id, ``chatcmpl-<32 random hex digits>`` (``os.urandom``: a fifth of
+    ``uuid4``'s cost)."""
+    return f"chatcmpl-{os.urandom(16).hex()}"
 
 
 def completion_body(model: str, texts: Sequence[str], usage: Mapping[str, int], *,

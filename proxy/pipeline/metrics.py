@@ -12,11 +12,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 __all__ = ["PipelineMetrics"]
 
 _N_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+_OUTCOMES = ("completed", "failed", "cancelled", "unsent")
 
 
 class PipelineMetrics:
@@ -34,15 +37,30 @@ class PipelineMetrics:
                                     ["scorer"], registry=r)
         self.cost = Counter("iapo_pipeline_cost_usd", "Pipeline cost in US dollars", ["task"],
                             registry=r)
+        # Labelled children per task, cached: ``labels()`` costs more than the update itself.
+        self._task_children: dict[str, tuple[Any, dict[str, Any], Any, Any]] = {}
+
+    def _children(self, task: str) -> tuple[Any, dict[str, Any], Any, Any]:
+        """``(n, {outcome: samples}, saved, cost)`` children of ``task``."""
+        children = self._task_children.get(task)
+        if children is None:
+            children = self._task_children[task] = (
+                self.n.labels(task), {o: self.samples.labels(task, o) for o in _OUTCOMES},
+                self.saved.labels(task), self.cost.labels(task))
+        return children
+
+    def add_cost(self, task: str, cost_usd: float) -> None:
+        """Add ``cost_usd`` to ``task``'s pipeline cost."""
+        self._children(task)[3].inc(cost_usd)
 
     def observe(self, task: str, n: int, completed: int, failed: int, cancelled: int, saved: int,
                 cost_usd: float, unsent: int = 0) -> None:
-        self.n.labels(task).observe(n)
-        for outcome, count in (("completed", completed), ("failed", failed),
-                               ("cancelled", cancelled), ("unsent", unsent)):
+        n_child, samples, saved_child, cost_child = self._children(task)
+        n_child.observe(n)
+        for outcome, count in zip(_OUTCOMES, (completed, failed, cancelled, unsent)):
             if count:
-                self.samples.labels(task, outcome).inc(count)
+                samples[outcome].inc(count)
         if saved:
-            self.saved.labels(task).inc(saved)
+            saved_child.inc(saved)
         if cost_usd > 0:
-            self.cost.labels(task).inc(cost_usd)
+            cost_child.inc(cost_usd)

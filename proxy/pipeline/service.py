@@ -36,7 +36,7 @@ import asyncio
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -241,8 +241,8 @@ class PipelineService:
         rewritten = await apply_prompt(plan.prompt, req.messages, self.config, self.upstream)
         if rewritten.rewrite_failed:
             self.metrics.rewrite_failures.labels(plan.prompt.id).inc()
-        body = to_upstream(replace(req, messages=rewritten.messages, n=1, stream=False,
-                                   stream_options=None), provider_model_name(plan.model))
+        body = to_upstream(req, provider_model_name(plan.model), messages=rewritten.messages,
+                           single=True)
         limit = self.fan.request_limit()
         question = last_user_text(req.messages)
         if req.n == 1:
@@ -260,7 +260,7 @@ class PipelineService:
         for c in out.choices:
             self.metrics.observe(plan.task.task, plan.n, c.counts.completed, c.counts.failed,
                                  c.counts.cancelled, c.saved, 0.0, c.counts.unsent)
-        self.metrics.cost.labels(plan.task.task).inc(out.cost_usd)
+        self.metrics.add_cost(plan.task.task, out.cost_usd)
         return out
 
     # -- rendering ----------------------------------------------------------------------------
@@ -341,8 +341,7 @@ class PipelineService:
         rewritten = await apply_prompt(plan.prompt, req.messages, self.config, self.upstream)
         if rewritten.rewrite_failed:
             self.metrics.rewrite_failures.labels(plan.prompt.id).inc()
-        body = to_upstream(replace(req, messages=rewritten.messages),
-                           provider_model_name(plan.model))
+        body = to_upstream(req, provider_model_name(plan.model), messages=rewritten.messages)
         self.metrics.n.labels(plan.task.task).observe(1)
         async for part in self.upstream.stream(plan.model, body):
             out = dict(part)
