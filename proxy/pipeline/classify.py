@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from proxy.config import Config
 from proxy.errors import InvalidRequest
@@ -266,8 +267,9 @@ class TaskClassifier:
         if hints and "task" in hints:
             explicit, source = hints["task"], "explicit:body"
         elif headers is not None:
-            value = headers.get("x-iapo-task") or next(
-                (v for k, v in headers.items() if k.lower() == "x-iapo-task"), None)
+            value = headers.get("x-iapo-task")
+            if value is None and not isinstance(headers, (CIMultiDictProxy, CIMultiDict)):
+                value = next((v for k, v in headers.items() if k.lower() == "x-iapo-task"), None)
             if value is not None:
                 explicit, source = value.strip(), "explicit:header"
         if explicit is not None:

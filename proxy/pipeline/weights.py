@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from multidict import CIMultiDict, CIMultiDictProxy
+
 from proxy.config import Config, parse_weights
 from proxy.errors import InvalidRequest
 from proxy.validate import Problems
@@ -95,7 +97,9 @@ def resolve_weights(config: Config, hints: Mapping[str, Any] | None, headers: Ma
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
+    """``headers[name]``, case-insensitively (a plain mapping is scanned; HTTP headers, a
+    :class:`multidict.CIMultiDictProxy`, are case-insensitive already)."""
     value = headers.get(name)
-    if value is None:
+    if value is None and not isinstance(headers, (CIMultiDictProxy, CIMultiDict)):
         value = next((v for k, v in headers.items() if k.lower() == name), None)
     return value
