@@ -241,6 +241,23 @@ class FanoutRun:
         self.counts.completed += 1
         return self._buffer.pop(0)
 
+    async def single(self) -> Sample | None:
+        """The sample of a one-sample run entered with ``first=0``, drawn in the caller's task:
+        no task to spawn and wait for (N = 1 has nothing to overlap or stop early). ``None``
+        when it failed: then :meth:`check` raises."""
+        self.next_index = 1
+        self.counts.calls += 1
+        try:
+            done = await self._call(1, 0)
+        except asyncio.CancelledError:
+            self.counts.cancelled += 1
+            raise
+        except Exception as exc:  # noqa: BLE001 - counted like a fan-out sample's failure
+            self._record(None, exc, 1, 0)
+        else:
+            self._record(done, None, 1, 0)
+        return await anext(self, None)  # the buffered sample, or a top-up's
+
     async def cancel(self) -> None:
         """Cancel every pending call and wait for them to end; counts them (and any buffered
         samples) as cancelled, and samples not sent as unsent."""
@@ -295,7 +312,12 @@ class FanoutRun:
 
     def _collect(self, task: asyncio.Task[Completion], k: int, first: int) -> None:
         exc = task.exception()
-        if exc is not None:
+        self._record(None if exc is not None else task.result(), exc, k, first)
+
+    def _record(self, done: Completion | None, exc: BaseException | None, k: int,
+                first: int) -> None:
+        """Count a call's outcome; buffer its samples (topping up a reply short of choices)."""
+        if exc is not None or done is None:
             self.counts.failed += k
             if isinstance(exc, (TimeoutError, UpstreamTimeout)):
                 self.counts.timeouts += k
@@ -308,7 +330,6 @@ class FanoutRun:
                 if not isinstance(exc, UpstreamError):
                     log.error("sample call failed unexpectedly", exc_info=exc)
             return
-        done = task.result()
         self.counts.usage += done.usage
         self.counts.cost_usd += done.cost_usd
         choices = list(done.body.get("choices") or [])[:k]

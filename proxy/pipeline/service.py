@@ -176,8 +176,24 @@ class PipelineService:
         return extractor_for(task_cfg.extractor if task_cfg else None,
                              task_cfg.answer_regex if task_cfg else None)
 
+    async def _single(self, plan: _Plan, body: Mapping[str, Any],
+                      limit: asyncio.Semaphore) -> _Choice:
+        """N = 1: one call in the request's own task; the choice is that sample (one vote, or
+        no scores: nothing to choose between)."""
+        async with self.fan.run(plan.model, body, 1, limit=limit, first=0) as run:
+            sample = await run.single()
+            run.check()
+        assert sample is not None  # check() raised otherwise
+        reason = sample.finish_reason or "stop"
+        if plan.aggregator != "majority":
+            return _Choice(sample.text, reason, run.counts, scores=[])
+        answer = self._extractor(plan.task.task)(sample.text)
+        return _Choice(sample.text, reason, run.counts, votes={} if answer is None else {answer: 1})
+
     async def _choice(self, plan: _Plan, body: Mapping[str, Any], limit: asyncio.Semaphore,
                       question: str) -> _Choice:
+        if plan.n == 1:
+            return await self._single(plan, body, limit)
         if plan.aggregator == "majority":
             extract = self._extractor(plan.task.task)
             vote, texts, saved = MajorityVote(self.config.fanout.stop_risk), {}, 0
