@@ -83,6 +83,9 @@ async def apply_prompt(prompt: PromptConfig, messages: Sequence[Mapping[str, Any
                        upstream: Upstream) -> Rewritten:
     """``messages`` rewritten with ``prompt`` (see the module docstring); never raises for a
     prompter failure."""
+    if not (prompt.system or prompt.prefix or prompt.suffix or prompt.template
+            or prompt.examples or prompt.rewrite):  # e.g. `plain`: the conversation as sent
+        return Rewritten(list(messages), Usage(), 0.0, False, None)
     out: list[Message] = [dict(m) for m in messages]
     idx = _last_user(out)
     usage, cost, failed, error = Usage(), 0.0, False, None
