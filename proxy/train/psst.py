@@ -9,7 +9,9 @@ scale, all prompts on the same ``m`` train queries (common random numbers). A pu
 responses updates every k <= N_p and every context (``reuse``). At the end of the round each
 context keeps its best ``ceil(n_c / f)`` arms by empirical mean, ``f = n^(1/min(R, A))``
 (``f ~ 2``, the reference's halving, when the budget affords every round; a larger factor when
-it does not). Ranking ties go to more observations, then the smaller N.
+it does not). Ranking ties go to more observations, then the smaller N. The answer per context
+is the prompt of its best alive arm, served at that prompt's best scale by the chained estimate
+(:meth:`ArmStats.chained_mean`: scales compared on the pulls that observed both).
 
 Small budgets (``cap="budget"``): scales above the largest ``K`` for which the budget affords
 one pull of every prompt in each of ``ceil(log2(|P| K))`` rounds are dropped at the start.
@@ -70,6 +72,15 @@ class PSST(Learner):
         env = self._env
         alive = np.ones((len(env.contexts), env.n_prompts, env.n_max), dtype=bool)
         return self._trim_rounds(alive, self.left)
+
+    def _choose(self, alive: np.ndarray | None) -> np.ndarray:
+        actions = super()._choose(alive)
+        chained = self.stats_.chained_mean()
+        for c, p in enumerate(actions[:, 0]):
+            row = chained[c, p]
+            if np.isfinite(row).any():  # first maximum: ties go to the smaller N
+                actions[c, 1] = int(np.argmax(np.where(np.isfinite(row), row, -np.inf))) + 1
+        return actions
 
     def _trim_rounds(self, alive: np.ndarray, budget: int) -> np.ndarray:
         if self.cap not in ("budget", "none"):

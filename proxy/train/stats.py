@@ -3,6 +3,12 @@
 For arm (p, k) in context c, after ``n`` observations with utility sum ``S`` and squared sum
 ``Q``: mean ``S/n``, variance ``Q/n - (S/n)^2``, a normal-approximation interval
 ``mean +- z * sqrt(var / n)`` (``inf`` half-width below two observations).
+
+The chained (difference) estimate compares scales on the pulls that observed both:
+``U(p, 1)`` is the plain mean, ``U(p, k) = U(p, k-1) + mean of (u_k - u_{k-1})`` over the pulls
+that observed ``k`` (``u`` a pull's mean utility at that scale). Large scales, seen by fewer
+pulls, are anchored on the small scales' larger query set instead of being estimated on their
+own queries only: the difference of two scales of one prompt has far less variance than either.
 """
 
 from __future__ import annotations
@@ -43,6 +49,8 @@ class ArmStats:
         self.objectives = np.zeros((n_contexts, n_prompts, n_max, n_objectives))
         self.cost = np.zeros((n_prompts, n_max))
         self.count = np.zeros((n_prompts, n_max))
+        self.step = np.zeros((n_contexts, n_prompts, n_max))  # sum of u_k - u_{k-1} per pull
+        self.pulls = np.zeros((n_prompts, n_max))  # pulls that observed each scale
 
     def add(self, prompts: np.ndarray, obs: Observation) -> None:
         k = obs.count.shape[1]
@@ -51,11 +59,21 @@ class ArmStats:
         np.add.at(self.objectives[:, :, :k], (slice(None), prompts), obs.objectives)
         np.add.at(self.cost[:, :k], prompts, obs.cost)
         np.add.at(self.count[:, :k], prompts, obs.count)
+        per_pull = obs.util / obs.count[None]
+        np.add.at(self.step[:, :, 1:k], (slice(None), prompts), per_pull[:, :, 1:] - per_pull[:, :, :-1])
+        np.add.at(self.pulls[:, :k], prompts, 1.0)
 
     def mean(self) -> np.ndarray:
         """Mean utility (C, P, K); ``nan`` where unobserved."""
         with np.errstate(invalid="ignore", divide="ignore"):
             return self.util / self.count[None]
+
+    def chained_mean(self) -> np.ndarray:
+        """Chained estimate of the mean utility (C, P, K); ``nan`` from the first unobserved k."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            first = self.util[:, :, :1] / self.count[None, :, :1]
+            steps = self.step[:, :, 1:] / self.pulls[None, :, 1:]
+        return np.cumsum(np.concatenate([first, steps], axis=2), axis=2)
 
     def half_width(self, z: float = 1.96) -> np.ndarray:
         n = self.count[None]

@@ -85,3 +85,24 @@ def test_bon_expected_max_matches_monte_carlo() -> None:
     draws = np.random.default_rng(2).choice(values, p=probs, size=(50000, 4))
     assert exact[0] == pytest.approx(values @ probs)
     assert exact[3] == pytest.approx(draws.max(axis=1).mean(), abs=0.005)
+
+
+def test_chained_mean_compares_scales_on_the_pulls_that_saw_both() -> None:
+    from proxy.train.env import Observation
+    from proxy.train.stats import ArmStats
+
+    def obs(util: list[float]) -> Observation:
+        u = np.array([[util]])  # one context, one pull
+        ones = np.ones((1, len(util)))
+        return Observation(u, u * u, u[..., None], ones, ones)
+
+    stats = ArmStats(1, 1, 3, 1)
+    for row in ([0.2, 0.4], [0.6, 0.7], [1.0, 1.0]):  # three pulls at N=2 ...
+        stats.add(np.array([0]), obs(row))
+    stats.add(np.array([0]), obs([0.0, 0.1, 0.5]))  # ... and one at N=3
+    plain = stats.mean()[0, 0]
+    chained = stats.chained_mean()[0, 0]
+    assert plain.tolist() == pytest.approx([0.45, 0.55, 0.5])
+    # k=1 over all four pulls; k=2 adds the mean step 1->2 over the four; k=3 the one step 2->3
+    assert chained.tolist() == pytest.approx([0.45, 0.45 + 0.1, 0.45 + 0.1 + 0.4])
+    assert np.isnan(ArmStats(1, 1, 3, 1).chained_mean()).all()
