@@ -80,3 +80,59 @@ async def test_truncated_body_raises() -> None:
             await pool.post(url, b"x", {})
     finally:
         await _shutdown(pool, server)
+
+
+async def test_close_delimited_body_and_204() -> None:
+    server, url, served = await _server([b"HTTP/1.1 204 No Content\r\n\r\n",
+                                         b"HTTP/1.0 200 OK\r\n\r\nuntil close"],
+                                        close_after_each=True)
+    pool = Http1Pool()
+    try:
+        empty = await pool.post(url, b"x", {})
+        assert (empty.status, empty.body) == (204, b"")
+        await asyncio.sleep(0.01)
+        assert (await pool.post(url, b"x", {})).body == b"until close"
+        assert served["conns"] == 2
+    finally:
+        await _shutdown(pool, server)
+
+
+async def test_response_arriving_in_pieces() -> None:
+    """Head, chunk sizes and trailers split across reads are put back together."""
+    reply = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+             b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n")
+    served = {"conns": 0}
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        served["conns"] += 1
+        try:
+            for _ in range(2):
+                head = await reader.readuntil(b"\r\n\r\n")
+                await reader.readexactly(int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0]))
+                for i in range(len(reply)):
+                    writer.write(reply[i:i + 1])
+                    await writer.drain()
+                    await asyncio.sleep(0)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/chat/completions"
+    pool = Http1Pool()
+    try:
+        for _ in range(2):
+            assert (await pool.post(url, b"{}", {})).body == b"hello world"
+        assert served["conns"] == 1
+    finally:
+        await _shutdown(pool, server)
+
+
+async def test_malformed_response_raises_value_error() -> None:
+    server, url, _ = await _server([b"SMTP nonsense\r\n\r\n"], close_after_each=True)
+    pool = Http1Pool()
+    try:
+        with pytest.raises(ValueError):
+            await pool.post(url, b"x", {})
+    finally:
+        await _shutdown(pool, server)
