@@ -1,15 +1,17 @@
 """Prometheus metrics on a registry owned by each app (never the global one: tests build many).
 
 Other parts (policies, pipeline) register their own collectors on :attr:`Metrics.registry`.
+The per-request ones are :mod:`proxy.counters` (lock-free, updated on the event loop).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from proxy.counters import LoopCounter, LoopHistogram
 from proxy.upstream.base import Usage
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
@@ -32,13 +34,13 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter("iapo_requests", "Client requests", ["model", "status"], registry=r)
-        self.request_seconds = Histogram("iapo_request_seconds", "Client request latency",
-                                         ["model"], buckets=_LATENCY_BUCKETS, registry=r)
-        self.upstream_calls = Counter("iapo_upstream_calls", "Upstream calls",
-                                      ["model", "outcome"], registry=r)
-        self.tokens = Counter("iapo_tokens", "Upstream tokens", ["model", "kind"], registry=r)
-        self.cost = Counter("iapo_cost_usd", "Upstream cost in US dollars", ["model"], registry=r)
+        self.requests = LoopCounter("iapo_requests", "Client requests", ["model", "status"], r)
+        self.request_seconds = LoopHistogram("iapo_request_seconds", "Client request latency",
+                                             ["model"], r, buckets=_LATENCY_BUCKETS)
+        self.upstream_calls = LoopCounter("iapo_upstream_calls", "Upstream calls",
+                                          ["model", "outcome"], r)
+        self.tokens = LoopCounter("iapo_tokens", "Upstream tokens", ["model", "kind"], r)
+        self.cost = LoopCounter("iapo_cost_usd", "Upstream cost in US dollars", ["model"], r)
         # Labelled children, cached: ``labels()`` costs more than the increment on the hot path.
         self._request_children: dict[tuple[str, int], tuple[Any, Any]] = {}
         self._call_children: dict[tuple[str, str], Any] = {}

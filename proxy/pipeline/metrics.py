@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
+
+from proxy.counters import LoopCounter, LoopHistogram
 
 __all__ = ["PipelineMetrics"]
 
@@ -26,17 +28,18 @@ class PipelineMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = registry or CollectorRegistry()
         self.registry = r
-        self.samples = Counter("iapo_samples", "Samples by outcome", ["task", "outcome"], registry=r)
-        self.saved = Counter("iapo_samples_saved", "Samples early stopping did not complete (cancelled or never sent)", ["task"],
-                             registry=r)
-        self.n = Histogram("iapo_pipeline_n", "Samples per choice chosen by the policy", ["task"],
-                           buckets=_N_BUCKETS, registry=r)
-        self.rewrite_failures = Counter("iapo_rewrite_failures", "Prompter failures", ["prompt"],
-                                        registry=r)
-        self.judge_errors = Counter("iapo_judge_errors", "Judge replies without a score",
-                                    ["scorer"], registry=r)
-        self.cost = Counter("iapo_pipeline_cost_usd", "Pipeline cost in US dollars", ["task"],
-                            registry=r)
+        self.samples = LoopCounter("iapo_samples", "Samples by outcome", ["task", "outcome"], r)
+        self.saved = LoopCounter("iapo_samples_saved",
+                                 "Samples early stopping did not complete (cancelled or never sent)",
+                                 ["task"], r)
+        self.n = LoopHistogram("iapo_pipeline_n", "Samples per choice chosen by the policy",
+                               ["task"], r, buckets=_N_BUCKETS)
+        self.rewrite_failures = LoopCounter("iapo_rewrite_failures", "Prompter failures",
+                                            ["prompt"], r)
+        self.judge_errors = LoopCounter("iapo_judge_errors", "Judge replies without a score",
+                                        ["scorer"], r)
+        self.cost = LoopCounter("iapo_pipeline_cost_usd", "Pipeline cost in US dollars", ["task"],
+                                r)
         # Labelled children per task, cached: ``labels()`` costs more than the update itself.
         self._task_children: dict[str, tuple[Any, dict[str, Any], Any, Any]] = {}
 
