@@ -50,7 +50,10 @@ samples whatever order they finish in, and whenever they are sent).
 
 Limits: a process-wide semaphore (``fanout.max_concurrency``) shared by every request and a
 per-request one (``fanout.per_request_concurrency``, shared by all of a request's choices);
-each upstream call has ``fanout.sample_timeout_s``. Leaving the run's ``async with`` block —
+each sample has ``fanout.sample_timeout_s`` from when it is sent: waiting for a slot counts
+(with a timer only while a limit is full), and the upstream call gets what is left as its
+``timeout_s``, which upstreams enforce themselves (one timer per call, not two). Leaving the
+run's ``async with`` block —
 normally, by an exception, or because the enclosing task was cancelled (client disconnect) —
 cancels every pending call, which closes its HTTP connection, and sends nothing more.
 """
@@ -160,6 +163,16 @@ class FanOut:
 
 Refill = Callable[["FanoutRun"], int]
 """How many more samples a run should send before it waits (see :meth:`FanOut.run`)."""
+
+
+async def _acquire_both(first: asyncio.Semaphore, second: asyncio.Semaphore) -> None:
+    """Acquire ``first`` then ``second``; on failure (cancelled, timed out) hold neither."""
+    await first.acquire()
+    try:
+        await second.acquire()
+    except BaseException:
+        first.release()
+        raise
 
 
 class FanoutRun:
@@ -306,9 +319,24 @@ class FanoutRun:
             body["n"] = k
         if isinstance(body.get("seed"), int) and first:
             body["seed"] = (body["seed"] + first) & _SEED_MASK
-        async with self._limit, self._fan.global_limit:
-            async with asyncio.timeout(self._timeout):
-                return await self._fan.upstream.complete(self._model, body, timeout_s=self._timeout)
+        # The sample's time runs from here: waiting for a slot counts, and the upstream, which
+        # enforces ``timeout_s`` itself (the Upstream contract), gets what is left of it.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
+        limit, global_limit = self._limit, self._fan.global_limit
+        if limit.locked() or global_limit.locked():
+            async with asyncio.timeout_at(deadline):
+                await _acquire_both(limit, global_limit)
+        else:
+            await _acquire_both(limit, global_limit)  # free slots: no wait, no timer
+        try:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise TimeoutError
+            return await self._fan.upstream.complete(self._model, body, timeout_s=left)
+        finally:
+            global_limit.release()
+            limit.release()
 
     def _collect(self, task: asyncio.Task[Completion], k: int, first: int) -> None:
         exc = task.exception()

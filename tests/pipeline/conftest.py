@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from proxy.config import Config, ModelConfig, load_config
-from proxy.errors import UpstreamError
+from proxy.errors import UpstreamError, UpstreamTimeout
 from proxy.pipeline.classify import TaskClassifier
 from proxy.sim.server import SimServer
 from proxy.sim.settings import SimSettings
@@ -24,7 +24,8 @@ Responder = Callable[[Mapping[str, Any]], Any]
 
 class FakeUpstream:
     """An :class:`proxy.upstream.base.Upstream` whose replies come from ``respond(body)``: a
-    list of texts (one per choice) or an exception to raise; ``delay(body)`` seconds first."""
+    list of texts (one per choice) or an exception to raise; ``delay(body)`` seconds first,
+    cut short by ``timeout_s`` (504 :class:`UpstreamTimeout`, as the real transports do)."""
 
     def __init__(self, respond: Responder, delay: Callable[[Mapping[str, Any]], float] | None = None,
                  cost_per_call: float = 0.001) -> None:
@@ -37,10 +38,13 @@ class FakeUpstream:
         self.calls.append(request)
         try:
             if self.delay is not None:
-                await asyncio.sleep(self.delay(request))
+                async with asyncio.timeout(timeout_s):
+                    await asyncio.sleep(self.delay(request))
         except asyncio.CancelledError:
             self.cancelled += 1
             raise
+        except TimeoutError:
+            raise UpstreamTimeout(f"fake upstream did not answer within {timeout_s:g} s") from None
         result = self.respond(request)
         if isinstance(result, BaseException):
             raise result

@@ -249,3 +249,15 @@ def test_early_stop_config_modes_and_errors() -> None:
     assert FanoutConfig(early_stop=False).early_stop == "off"  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="fanout.early_stop"):
         FanoutConfig(early_stop="sometimes")
+
+
+async def test_waiting_for_a_slot_counts_against_the_sample_timeout(fake, config: Config) -> None:
+    """One slot, two samples that never answer: the second times out while still waiting
+    for the slot, at the same deadline as the first, not one timeout later."""
+    up = fake(lambda b: ["late"], delay=lambda b: 10.0)
+    fan = FanOut(up, FanoutConfig(sample_timeout_s=0.1, per_request_concurrency=1))
+    start = asyncio.get_running_loop().time()
+    async with fan.run(config.models[0], {"messages": []}, 2) as run:
+        assert [s async for s in run] == []
+    assert asyncio.get_running_loop().time() - start < 0.18
+    assert (run.counts.timeouts, len(up.calls)) == (2, 1)
