@@ -37,6 +37,7 @@ __all__ = ["DirectUpstream", "provider_model_name"]
 _RETRY_BASE_S = 0.2
 _RETRY_MAX_S = 10.0
 _READY_TIMEOUT_S = 2.0
+_JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 def provider_model_name(model: ModelConfig) -> str:
@@ -59,6 +60,7 @@ class DirectUpstream:
         self._limit = limit
         self._session: aiohttp.ClientSession | None = None
         self._http1: Http1Pool | None = None
+        self._chat_urls: dict[str, str] = {}
 
     def _pool(self) -> Http1Pool:
         if self._http1 is None:
@@ -76,18 +78,27 @@ class DirectUpstream:
 
     @staticmethod
     def _headers(model: ModelConfig) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"}
+        """The request headers (not to be mutated: without a key they are shared)."""
         if model.api_key_env:
-            key = os.environ.get(model.api_key_env, "")
+            key = os.environ.get(model.api_key_env, "")  # read per call: a rotated key applies
             if key:
-                headers["Authorization"] = f"Bearer {key}"
-        return headers
+                return {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+        return _JSON_HEADERS
 
     @staticmethod
     def _url(model: ModelConfig, path: str) -> str:
         if not model.api_base or model.embedded:
             raise UpstreamError(f"model '{model.name}' has no resolved api_base")
         return model.api_base.rstrip("/") + path
+
+    def _chat_url(self, model: ModelConfig) -> str:
+        """``{api_base}/chat/completions``, remembered per ``api_base``."""
+        url = self._chat_urls.get(model.api_base or "")
+        if url is None:
+            url = self._url(model, "/chat/completions")
+            if len(self._chat_urls) < 1024:
+                self._chat_urls[model.api_base or ""] = url
+        return url
 
     def _encode(self, model: ModelConfig, request: Mapping[str, Any], stream: bool) -> bytes:
         body = dict(request)
@@ -104,7 +115,13 @@ class DirectUpstream:
         data = self._encode(model, request, stream=False)
         try:
             async with asyncio.timeout(timeout_s or model.timeout_s):
-                body = await self._with_retries(model, lambda: self._complete_once(model, data))
+                if model.max_retries:
+                    body = await self._with_retries(model, lambda: self._complete_once(model, data))
+                else:
+                    try:
+                        body = await self._complete_once(model, data)
+                    except _Retryable as exc:
+                        raise exc.error from None
         except TimeoutError:
             raise UpstreamTimeout(f"upstream '{model.name}' did not answer within "
                                   f"{timeout_s or model.timeout_s:g} s") from None
@@ -113,8 +130,7 @@ class DirectUpstream:
 
     async def _complete_once(self, model: ModelConfig, data: bytes) -> dict[str, Any]:
         try:
-            resp = await self._pool().post(self._url(model, "/chat/completions"), data,
-                                           self._headers(model))
+            resp = await self._pool().post(self._chat_url(model), data, self._headers(model))
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
             raise _Retryable(UpstreamError(f"upstream '{model.name}' connection failed: "
                                            f"{type(exc).__name__}"), None) from None
