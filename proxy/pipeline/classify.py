@@ -83,6 +83,10 @@ def _pair_bucket(a: str, b: str) -> int:
     return _bucket(f"b:{a} {b}")
 
 
+_SENT_FLAGS = tuple(f"s:sent{i}" for i in range(7))
+_LEN_FLAGS = tuple(f"s:len{i}" for i in range(9))
+
+
 def _structure(low: str, words: int, numbers: int) -> list[str]:
     """The structural flags of lower-cased ``low`` (``words`` tokens, ``numbers`` numbers),
     repeated by weight."""
@@ -90,16 +94,18 @@ def _structure(low: str, words: int, numbers: int) -> list[str]:
     if len(set(_OPTION.findall(low))) >= 3:
         feats += ["s:options"] * 4
     feats += ["s:num"] * min(numbers, 3)
-    if _ARITH.search(low):
+    # without a digit (numbers == 0) only the [=%$] branch of _ARITH can match
+    if _ARITH.search(low) if numbers else ("=" in low or "%" in low or "$" in low):
         feats += ["s:arith"] * 2
     sentences = len(_SENTENCE.findall(low))
-    feats += [f"s:sent{min(sentences, 6)}"] * 2
-    head, _, body = low.strip().partition("\n")
-    if len(body.split()) >= 15:
-        feats += ["s:block"] * 2
+    feats += [_SENT_FLAGS[min(sentences, 6)]] * 2
+    if "\n" in low:
+        head, _, body = low.strip().partition("\n")
+        if len(body.split()) >= 15:
+            feats += ["s:block"] * 2
     if low.rstrip().endswith("?"):
         feats.append("s:question")
-    feats.append(f"s:len{min(words // 20, 8)}")
+    feats.append(_LEN_FLAGS[min(words // 20, 8)])
     return feats
 
 
@@ -211,12 +217,13 @@ class TaskClassifier:
                       for i, p in enumerate(t.patterns)]
         self.W, self.b, self.labels = W, b, list(labels)
         self._bias = [float(x) for x in b]
-        # memoised rows of W (words and pairs repeat across requests; bounded)
+        # memoised rows of W (words and pairs repeat across requests; bounded), each led by
+        # its number of features: summing the rows column-wise sums the counts too
         self._word_rows = functools.lru_cache(maxsize=1 << 16)(self._word)
         self._pair_rows = functools.lru_cache(maxsize=1 << 16)(
-            lambda a, b: self._logits((_pair_bucket(a, b),)))
+            lambda a, b: (1, *self._logits((_pair_bucket(a, b),))))
         self._flag_rows = functools.lru_cache(maxsize=1 << 8)(
-            lambda flag: self._logits((_bucket(flag),)))
+            lambda flag: (1, *self._logits((_bucket(flag),))))
 
     @classmethod
     def load(cls, config: Config, path: Path | None = None) -> TaskClassifier:
@@ -241,24 +248,24 @@ class TaskClassifier:
         """The summed rows of ``W`` for ``buckets`` (a word's, a word pair's or a flag's)."""
         return tuple(self.W[list(buckets)].sum(axis=0, dtype=np.float64).tolist())
 
-    def _word(self, tok: str) -> tuple[int, tuple[float, ...]]:
+    def _word(self, tok: str) -> tuple[float, ...]:
         buckets = _word_buckets(tok)
-        return len(buckets), self._logits(buckets)
+        return (len(buckets), *self._logits(buckets))
 
     def predict(self, text: str) -> tuple[str, float]:
         """The model's top task and its probability. The logits are linear in the feature
         counts, so they are sums of memoised per-word, per-pair and per-flag rows, scaled by
         ``1 / sqrt(total count)`` (the same as ``features(text) @ W + b``, no array per call)."""
         toks, flags = _parts(text)
-        words = list(map(self._word_rows, toks))
-        rows = [row for _, row in words]
+        rows = list(map(self._word_rows, toks))
         rows += map(self._pair_rows, toks, toks[1:])
         rows += map(self._flag_rows, flags)
-        scale = 1.0 / math.sqrt(sum(k for k, _ in words) + max(len(toks) - 1, 0) + len(flags))
-        z = [sum(col) * scale + bias for col, bias in zip(zip(*rows), self._bias)]
-        top = max(range(len(z)), key=z.__getitem__)
-        total = sum(math.exp(v - z[top]) for v in z)
-        return self.labels[top], 1.0 / total
+        count, *sums = map(sum, zip(*rows))  # every text has a length flag: rows is not empty
+        scale = 1.0 / math.sqrt(count)
+        z = [col * scale + bias for col, bias in zip(sums, self._bias)]
+        top_z = max(z)
+        total = sum([math.exp(v - top_z) for v in z])
+        return self.labels[z.index(top_z)], 1.0 / total
 
     def classify(self, messages: Sequence[Mapping[str, Any]], hints: Mapping[str, Any] | None = None,
                  headers: Mapping[str, str] | None = None) -> TaskDecision:
