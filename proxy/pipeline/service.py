@@ -36,7 +36,7 @@ import asyncio
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -86,22 +86,24 @@ class _Choice:
     cost_usd: float = 0.0
 
 
-@dataclass
+@dataclass(slots=True)
 class _Answer:
+    """Every choice of a request, with their usage and cost summed (prompter and judges too)."""
+
     plan: _Plan
     rewritten: Rewritten
-    choices: list[_Choice] = field(default_factory=list)
+    choices: list[_Choice]
+    usage: Usage = Usage()
+    cost_usd: float = 0.0
 
-    @property
-    def usage(self) -> Usage:
-        total = self.rewritten.usage
+    def __post_init__(self) -> None:
+        prompt, completion = self.rewritten.usage.prompt_tokens, self.rewritten.usage.completion_tokens
+        cost = self.rewritten.cost_usd
         for c in self.choices:
-            total = total + c.counts.usage + c.usage
-        return total
-
-    @property
-    def cost_usd(self) -> float:
-        return self.rewritten.cost_usd + sum(c.counts.cost_usd + c.cost_usd for c in self.choices)
+            prompt += c.counts.usage.prompt_tokens + c.usage.prompt_tokens
+            completion += c.counts.usage.completion_tokens + c.usage.completion_tokens
+            cost += c.counts.cost_usd + c.cost_usd
+        self.usage, self.cost_usd = Usage(prompt, completion), cost
 
 
 class PipelineService:
@@ -290,9 +292,18 @@ class PipelineService:
     @staticmethod
     def _iapo(ans: _Answer) -> dict[str, Any]:
         plan, sel = ans.plan, ans.plan.selection
-        counts = [c.counts for c in ans.choices]
-        detail = [{"votes": c.votes} if c.votes is not None else {"scores": c.scores}
-                  for c in ans.choices]
+        requested = completed = failed = cancelled = unsent = saved = judge_errors = 0
+        detail: list[dict[str, Any]] = []
+        for c in ans.choices:
+            counts = c.counts
+            requested += counts.requested
+            completed += counts.completed
+            failed += counts.failed
+            cancelled += counts.cancelled
+            unsent += counts.unsent
+            saved += c.saved
+            judge_errors += c.judge_errors
+            detail.append({"votes": c.votes} if c.votes is not None else {"scores": c.scores})
         obj: dict[str, Any] = {
             "task": plan.task.task, "task_source": plan.task.source,
             "task_score": round(plan.task.score, 4),
@@ -301,28 +312,26 @@ class PipelineService:
                        "scorer": plan.scorer if plan.aggregator == "best_of_n" else None,
                        "strategy": plan.strategy},
             "policy": {"id": sel.policy_id, "version": sel.policy_version, "rule": sel.rule},
-            "samples": {"requested": sum(c.requested for c in counts),
-                        "completed": sum(c.completed for c in counts),
-                        "failed": sum(c.failed for c in counts),
-                        "cancelled": sum(c.cancelled for c in counts),
-                        "unsent": sum(c.unsent for c in counts),
-                        "saved_by_early_stop": sum(c.saved for c in ans.choices)},
+            "samples": {"requested": requested, "completed": completed, "failed": failed,
+                        "cancelled": cancelled, "unsent": unsent, "saved_by_early_stop": saved},
             "cost_usd": round(ans.cost_usd, 8),
             "rewrite_failed": ans.rewritten.rewrite_failed,
-            "judge_errors": sum(c.judge_errors for c in ans.choices),
-            **(detail[0] if detail else {}),
+            "judge_errors": judge_errors,
         }
+        if detail:
+            obj.update(detail[0])
         if len(detail) > 1:
             obj["per_choice"] = detail
         return obj
 
     def _result_headers(self, ans: _Answer, iapo: Mapping[str, Any]) -> dict[str, str]:
         s = iapo["samples"]
-        return {**self._headers(ans.plan),
-                "x-iapo-samples": (f"requested={s['requested']};completed={s['completed']};"
-                                   f"failed={s['failed']};cancelled={s['cancelled']};"
-                                   f"unsent={s['unsent']}"),
-                "x-iapo-cost-usd": f"{ans.cost_usd:.8f}"}
+        headers = self._headers(ans.plan)
+        headers["x-iapo-samples"] = (f"requested={s['requested']};completed={s['completed']};"
+                                     f"failed={s['failed']};cancelled={s['cancelled']};"
+                                     f"unsent={s['unsent']}")
+        headers["x-iapo-cost-usd"] = f"{ans.cost_usd:.8f}"
+        return headers
 
     async def complete(self, req: ChatRequest, ctx: RequestContext) -> ChatResult:
         ans = await self.answer(req, ctx)
