@@ -197,6 +197,8 @@ class _Conn(asyncio.Protocol):
             if eol < 0:
                 return None
             size = int(bytes(buf[:eol]).split(b";", 1)[0].strip(), 16)
+            if size < 0:
+                raise ValueError(f"bad chunk size {size}")
             if size == 0:  # the last chunk: then trailer lines, if any, and a blank line
                 rest = eol + 2
                 if buf[rest:rest + 2] == b"\r\n":

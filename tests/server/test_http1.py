@@ -128,8 +128,14 @@ async def test_response_arriving_in_pieces() -> None:
         await _shutdown(pool, server)
 
 
-async def test_malformed_response_raises_value_error() -> None:
-    server, url, _ = await _server([b"SMTP nonsense\r\n\r\n"], close_after_each=True)
+@pytest.mark.parametrize("reply", [
+    b"SMTP nonsense\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: many\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-2\r\nab\r\n0\r\n\r\n",
+])
+async def test_malformed_response_raises_value_error(reply: bytes) -> None:
+    server, url, _ = await _server([reply], close_after_each=True)
     pool = Http1Pool()
     try:
         with pytest.raises(ValueError):
