@@ -153,6 +153,8 @@ class _Conn(asyncio.Protocol):
             del buf[:end + 4]
         status, headers, http11 = self._head
         if self._length == -2:
+            if len(buf) > _MAX_BODY:
+                raise ValueError("close-delimited body too large")
             return None  # until the connection closes
         if self._length >= 0:
             if len(buf) < self._length:
@@ -195,6 +197,8 @@ class _Conn(asyncio.Protocol):
         while True:
             eol = buf.find(b"\r\n")
             if eol < 0:
+                if len(buf) > _MAX_HEAD:
+                    raise ValueError("chunk size line too long")
                 return None
             size = int(bytes(buf[:eol]).split(b";", 1)[0].strip(), 16)
             if size < 0:
@@ -210,11 +214,11 @@ class _Conn(asyncio.Protocol):
                     end = found + 4
                 del buf[:end]
                 return b"".join(self._chunks)
+            if self._got + size > _MAX_BODY:  # before buffering a chunk that size
+                raise ValueError("chunked body too large")
             if len(buf) < eol + 2 + size + 2:
                 return None
             self._got += size
-            if self._got > _MAX_BODY:
-                raise ValueError("chunked body too large")
             self._chunks.append(bytes(buf[eol + 2:eol + 2 + size]))
             del buf[:eol + 2 + size + 2]
 

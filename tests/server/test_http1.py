@@ -133,6 +133,8 @@ async def test_response_arriving_in_pieces() -> None:
     b"HTTP/1.1 200 OK\r\nContent-Length: many\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-2\r\nab\r\n0\r\n\r\n",
+    # a declared chunk past the body limit fails at once, before the pool buffers it
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffff\r\nab",
 ])
 async def test_malformed_response_raises_value_error(reply: bytes) -> None:
     server, url, _ = await _server([reply], close_after_each=True)
