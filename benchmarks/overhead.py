@@ -7,8 +7,8 @@ in its own process, then drives both from this process with the same aiohttp cli
 concurrency, after a warm-up. The client runs on uvloop when it is installed (as ``iapo serve``
 does): on a 2-core machine the load generator shares the cores with the simulator and the proxy,
 and with asyncio's own loop it burns ~0.085 ms per request, CPU the proxy path then lacks.
-Prints p50/p99 latency direct vs proxy, the added p50/p99 and the throughput ratio. Targets: added p50 <= 2 ms at concurrency 1; proxy throughput >= 50 % of
-direct at concurrency 64.
+Prints p50/p99 latency direct vs proxy, the added p50/p99 and the throughput ratio. Targets:
+added p50 <= 2 ms at concurrency 1; proxy throughput >= 50 % of direct at concurrency 64.
 """
 
 from __future__ import annotations
