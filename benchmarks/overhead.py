@@ -22,13 +22,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import yaml
+
+from proxy.server.cli import loop_factory
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -123,14 +124,6 @@ async def bench(direct: str, proxy: str, requests: int, levels: list[int], round
     return rows
 
 
-def _run(coro: Coroutine[Any, Any, list[dict]]) -> list[dict]:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    return uvloop.run(coro)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=10_000,
@@ -140,7 +133,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="alternating direct/proxy rounds")
     args = parser.parse_args()
     with sim_process() as sim_url, proxy_process(sim_url) as proxy_url:
-        rows = _run(bench(sim_url, proxy_url, args.requests, args.concurrency, args.rounds))
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:  # uvloop, as `iapo serve`
+            rows = runner.run(bench(sim_url, proxy_url, args.requests, args.concurrency,
+                                    args.rounds))
     print(f"N=1 chat completions, {args.requests} per cell in {args.rounds} alternating rounds, "
           "simulator at zero latency; sim, proxy and client each in its own process")
     print(f"{'conc':>4} | {'direct p50':>10} {'p99':>7} | {'proxy p50':>9} {'p99':>7} | "

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from proxy.config import Config
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_arguments", "loop_factory", "run"]
 
 log = logging.getLogger("proxy.server")
 _GC_GEN0_THRESHOLD = 10_000
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from proxy.policy.load import PolicyError
 
     try:
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
             runner.run(_serve(config, host, port))
     except PolicyError as exc:  # an initial policy file is invalid: refuse to start
         for problem in exc.problems:
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop's event loop when it is installed (about twice the request rate of the default
     loop for this server), else asyncio's."""
     try:
