@@ -82,7 +82,7 @@ class DirectUpstream:
         if model.api_key_env:
             key = os.environ.get(model.api_key_env, "")  # read per call: a rotated key applies
             if key:
-                return {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+                return {**_JSON_HEADERS, "Authorization": f"Bearer {key}"}
         return _JSON_HEADERS
 
     @staticmethod
