@@ -60,7 +60,6 @@ class DirectUpstream:
         self._limit = limit
         self._session: aiohttp.ClientSession | None = None
         self._http1: Http1Pool | None = None
-        self._chat_urls: dict[str, str] = {}
 
     def _pool(self) -> Http1Pool:
         if self._http1 is None:
@@ -91,15 +90,6 @@ class DirectUpstream:
             raise UpstreamError(f"model '{model.name}' has no resolved api_base")
         return model.api_base.rstrip("/") + path
 
-    def _chat_url(self, model: ModelConfig) -> str:
-        """``{api_base}/chat/completions``, remembered per ``api_base``."""
-        url = self._chat_urls.get(model.api_base or "")
-        if url is None:
-            url = self._url(model, "/chat/completions")
-            if len(self._chat_urls) < 1024:
-                self._chat_urls[model.api_base or ""] = url
-        return url
-
     def _encode(self, model: ModelConfig, request: Mapping[str, Any], stream: bool) -> bytes:
         body = dict(request)
         body["model"] = provider_model_name(model)
@@ -115,13 +105,7 @@ class DirectUpstream:
         data = self._encode(model, request, stream=False)
         try:
             async with asyncio.timeout(timeout_s or model.timeout_s):
-                if model.max_retries:
-                    body = await self._with_retries(model, lambda: self._complete_once(model, data))
-                else:
-                    try:
-                        body = await self._complete_once(model, data)
-                    except _Retryable as exc:
-                        raise exc.error from None
+                body = await self._with_retries(model, lambda: self._complete_once(model, data))
         except TimeoutError:
             raise UpstreamTimeout(f"upstream '{model.name}' did not answer within "
                                   f"{timeout_s or model.timeout_s:g} s") from None
@@ -130,7 +114,8 @@ class DirectUpstream:
 
     async def _complete_once(self, model: ModelConfig, data: bytes) -> dict[str, Any]:
         try:
-            resp = await self._pool().post(self._chat_url(model), data, self._headers(model))
+            resp = await self._pool().post(self._url(model, "/chat/completions"), data,
+                                           self._headers(model))
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
             raise _Retryable(UpstreamError(f"upstream '{model.name}' connection failed: "
                                            f"{type(exc).__name__}"), None) from None
