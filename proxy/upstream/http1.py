@@ -99,7 +99,7 @@ class _Conn(asyncio.Protocol):
                 status, headers, _ = self._head
                 self._waiter = None
                 waiter.set_result((HttpResponse(status, headers, bytes(self._buf)), False))
-            elif self._head is None and not self._buf and self.used:
+            elif self._unanswered():
                 self._fail(_StaleConnection())
             else:
                 expected = self._length if self._length >= 0 else None
@@ -112,7 +112,7 @@ class _Conn(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             if exc is None:
                 self.eof_received()
-            elif self._head is None and not self._buf and self.used:
+            elif self._unanswered():
                 self._fail(_StaleConnection())
             else:
                 self._fail(exc)
@@ -132,6 +132,10 @@ class _Conn(asyncio.Protocol):
         self.closed = True
         if self.transport is not None:
             self.transport.close()
+
+    def _unanswered(self) -> bool:
+        """A reused connection that got no byte of its response: the server closed it idle."""
+        return self._head is None and not self._buf and self.used
 
     def _fail(self, exc: BaseException) -> None:
         waiter, self._waiter = self._waiter, None
@@ -240,14 +244,12 @@ class Http1Pool:
                         *(f"{k}: {v}\r\n" for k, v in headers.items()), "\r\n"])
         request = target.prefix + head.encode("latin-1") + body
         async with self._slots:
-            for attempt in (0, 1):
+            for _attempt in range(2):
                 conn = await self._acquire(target)
                 try:
                     resp, keep = await conn.send(request)
                 except _StaleConnection:
-                    if attempt == 0:
-                        continue
-                    raise ConnectionResetError("connection closed before a response") from None
+                    continue  # on a fresh or another idle connection; twice: give up below
                 except BaseException:
                     conn.close()
                     raise
