@@ -5,6 +5,7 @@
     ├── AuthenticationFailed         401     authentication_error
     ├── PermissionDenied             403     permission_error
     ├── NotFound                     404     invalid_request_error (code model_not_found, ...)
+    ├── RequestTimeout               408     invalid_request_error (the body arrived too slowly)
     ├── PayloadTooLarge              413     invalid_request_error
     ├── RateLimited                  429     rate_limit_error
     ├── UpstreamError                502*    upstream_error   (*or the upstream's 4xx/5xx status)
@@ -14,6 +15,7 @@
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any
 
 __all__ = [
@@ -25,9 +27,20 @@ __all__ = [
     "PermissionDenied",
     "ProxyError",
     "RateLimited",
+    "RequestTimeout",
     "UpstreamError",
     "UpstreamTimeout",
+    "shown",
 ]
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother = 3, 60, 60
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` for an error message, cut short (a client's value can be megabytes or
+    nested a thousand deep)."""
+    return _SHOWN.repr(value)
 
 
 class ProxyError(Exception):
@@ -67,6 +80,10 @@ class PermissionDenied(ProxyError):
 
 class NotFound(ProxyError):
     status, type, code = 404, "invalid_request_error", "not_found"
+
+
+class RequestTimeout(ProxyError):
+    status, type, code = 408, "invalid_request_error", "request_timeout"
 
 
 class PayloadTooLarge(ProxyError):

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["dumps", "loads"]
+__all__ = ["dumps", "loads", "too_deep"]
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS
 
@@ -25,3 +25,17 @@ def dumps(obj: Any) -> bytes:
 def loads(data: bytes | str) -> Any:
     """Parse JSON; raises :class:`ValueError` (``orjson.JSONDecodeError``) when it is not."""
     return orjson.loads(data)
+
+
+def too_deep(data: bytes, obj: Any, limit: int) -> bool:
+    """Whether ``obj`` (decoded from ``data``) nests lists and objects more than ``limit`` deep.
+    The walk only runs when ``data`` holds more than ``limit`` brackets, as it then might."""
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    level: list[Any] = [obj]
+    for _ in range(limit):
+        level = [v for o in level if isinstance(o, (dict, list))
+                 for v in (o.values() if isinstance(o, dict) else o)]
+        if not level:
+            return False
+    return any(isinstance(o, (dict, list)) for o in level)

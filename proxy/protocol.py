@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from proxy.errors import InvalidRequest
+from proxy.errors import InvalidRequest, shown
 
 __all__ = [
     "ROLES",
@@ -27,9 +27,11 @@ __all__ = [
 ]
 
 ROLES = frozenset({"system", "user", "assistant", "tool", "developer", "function"})
+_ROLE_LIST = "system, user, assistant, tool, developer, function"
 _KNOWN = frozenset({"model", "messages", "temperature", "top_p", "max_tokens",
                     "max_completion_tokens", "stop", "n", "seed", "user", "stream",
                     "stream_options", "iapo"})
+_MAX_TOKENS = (1 << 31) - 1  # a 32-bit int: what inference servers parse it into
 _FORWARDED = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed", "user")
 
 
@@ -85,9 +87,9 @@ def _message(m: Any, i: int) -> dict[str, Any]:
     if not isinstance(m, dict):
         raise InvalidRequest(f"'{param}' must be an object", param=param)
     role = m.get("role")
-    if role not in ROLES:
-        raise InvalidRequest(f"'{param}.role' must be one of system, user, assistant, tool, "
-                             f"developer (got {role!r})", param=f"{param}.role")
+    if not isinstance(role, str) or role not in ROLES:
+        raise InvalidRequest(f"'{param}.role' must be one of {_ROLE_LIST} (got {shown(role)})",
+                             param=f"{param}.role")
     content = m.get("content")
     if isinstance(content, str):
         return m
@@ -96,6 +98,9 @@ def _message(m: Any, i: int) -> dict[str, Any]:
             if not isinstance(part, dict) or not isinstance(part.get("type"), str):
                 raise InvalidRequest(f"'{param}.content[{j}]' must be an object with a 'type'",
                                      param=f"{param}.content[{j}]")
+            if part["type"] == "text" and not isinstance(part.get("text"), str):
+                raise InvalidRequest(f"'{param}.content[{j}].text' must be a string",
+                                     param=f"{param}.content[{j}].text")
         return m
     if content is None and role == "assistant" and (m.get("tool_calls") or m.get("function_call")):
         return m
@@ -118,8 +123,9 @@ def parse_chat_request(body: Any, *, max_n: int) -> ChatRequest:
     messages = [_message(m, i) for i, m in enumerate(messages)]
     stop = body.get("stop")
     if stop is not None and not isinstance(stop, str) and not (
-            isinstance(stop, list) and len(stop) <= 4 and all(isinstance(s, str) for s in stop)):
-        raise InvalidRequest("'stop' must be a string or a list of up to 4 strings", param="stop")
+            isinstance(stop, list) and len(stop) <= 4 and all(isinstance(s, str) and s for s in stop)):
+        raise InvalidRequest("'stop' must be a string or a list of up to 4 non-empty strings",
+                             param="stop")
     user = body.get("user")
     if user is not None and not isinstance(user, str):
         raise InvalidRequest("'user' must be a string", param="user")
@@ -140,8 +146,8 @@ def parse_chat_request(body: Any, *, max_n: int) -> ChatRequest:
         model=model, messages=messages,
         temperature=_number(body, "temperature", 0.0, 2.0),
         top_p=_number(body, "top_p", 0.0, 1.0),
-        max_tokens=_int(body, "max_tokens", 1),
-        max_completion_tokens=_int(body, "max_completion_tokens", 1),
+        max_tokens=_int(body, "max_tokens", 1, _MAX_TOKENS),
+        max_completion_tokens=_int(body, "max_completion_tokens", 1, _MAX_TOKENS),
         stop=stop, n=_int(body, "n", 1, max_n) or 1, seed=_int(body, "seed", -(1 << 63), (1 << 64) - 1),
         user=user, stream=bool(stream), stream_options=opts, hints=hints or {},
         extra={k: v for k, v in body.items() if k not in _KNOWN},

@@ -22,7 +22,7 @@ from typing import Any
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from proxy.config import Config, parse_weights
-from proxy.errors import InvalidRequest
+from proxy.errors import InvalidRequest, shown
 from proxy.validate import Problems
 
 __all__ = ["MODEL_ALIAS_PREFIX", "ResolvedWeights", "parse_weights_header", "resolve_weights"]
@@ -70,7 +70,7 @@ def _validated(raw: Any, config: Config, path: str) -> dict[str, float]:
 def _profile(config: Config, name: Any, param: str) -> dict[str, float]:
     if not isinstance(name, str) or name not in config.profiles:
         known = ", ".join(config.profiles)
-        raise InvalidRequest(f"unknown profile {name!r} (known: {known})", param=param)
+        raise InvalidRequest(f"unknown profile {shown(name)} (known: {known})", param=param)
     return {o: float(config.profiles[name].get(o, 0.0)) for o in config.all_objectives}
 
 

@@ -40,7 +40,8 @@ def check_admin(request: web.Request, admin_key_env: str) -> None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationFailed("missing admin key: send 'Authorization: Bearer <admin key>'")
-    if not hmac.compare_digest(token.strip().encode(), expected.encode()):
+    sent = token.strip().encode("utf-8", "surrogateescape")  # header bytes as received
+    if not hmac.compare_digest(sent, expected.encode()):
         raise AuthenticationFailed("invalid admin key")
 
 

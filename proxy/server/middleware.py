@@ -3,11 +3,13 @@ and every response carries ``x-request-id``.
 
 :class:`proxy.errors.ProxyError` renders as itself; aiohttp's own HTTP errors (413 body too large,
 404 no route, 405 wrong method) are mapped to the same shape; anything unexpected is logged with
-the request id and answered as a 500 ``internal_error`` without a traceback.
+the request id and answered as a 500 ``internal_error`` without a traceback. A chat request
+whose client disconnects is counted in the metrics with status 499.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -31,6 +33,7 @@ __all__ = ["error_middleware", "error_response", "request_id_of"]
 log = logging.getLogger(__name__)
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _CHAT_PATH = "/v1/chat/completions"
+_CLIENT_CLOSED = 499  # nginx's status for "client closed the request", in the metrics only
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -76,12 +79,19 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         resp = error_response(_from_http(exc, request))
+    except asyncio.CancelledError:  # the client went away
+        _observe(request, _CLIENT_CLOSED, start)
+        raise
     except Exception:  # the last line of defence: log it, never show a traceback
         log.exception("request %s failed", rid)
         resp = error_response(InternalError("internal server error"))
     if not resp.prepared:
         resp.headers["x-request-id"] = rid
-    if request.path == _CHAT_PATH:
-        request.app[METRICS].observe_request(request.get(REQUEST_MODEL, ""), resp.status,
-                                             time.perf_counter() - start)
+    _observe(request, resp.status, start)
     return resp
+
+
+def _observe(request: web.Request, status: int, start: float) -> None:
+    if request.path == _CHAT_PATH:
+        request.app[METRICS].observe_request(request.get(REQUEST_MODEL, ""), status,
+                                             time.perf_counter() - start)

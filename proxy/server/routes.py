@@ -1,9 +1,9 @@
 """Thin HTTP handlers: translate HTTP to :mod:`proxy.serving` calls and back.
 
-``server.request_timeout_s`` bounds a whole non-streaming request and a stream's wait for its
-first chunk (504). Streaming waits for the service's first chunk before sending headers, so a
-failure before any output still gets its real status; after that, an error goes out as an SSE ``data: {"error":...}``
-event and the stream ends. A client that disconnects cancels the handler (the server runs with
+``server.request_timeout_s`` bounds reading the body (408), then a whole non-streaming request
+and a stream's wait for its first chunk (504). Streaming waits for the service's first chunk
+before sending headers, so a failure before any output still gets its real status; after that,
+an error goes out as an SSE ``data: {"error":...}`` event and the stream ends. A client that disconnects cancels the handler (the server runs with
 ``handler_cancellation``), which closes the upstream call.
 """
 
@@ -15,6 +15,7 @@ import logging
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from proxy import jsonio
 from proxy.errors import (
@@ -22,10 +23,11 @@ from proxy.errors import (
     InternalError,
     InvalidRequest,
     ProxyError,
+    RequestTimeout,
     UpstreamTimeout,
 )
 from proxy.metrics import CONTENT_TYPE
-from proxy.protocol import parse_chat_request
+from proxy.protocol import ChatRequest, parse_chat_request
 from proxy.server.state import (
     API_KEYS,
     CONFIG,
@@ -42,6 +44,7 @@ __all__ = ["authenticate", "routes"]
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
+_MAX_DEPTH = 100  # JSON nesting: far above real bodies (tool schemas), below recursion limits
 _SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-cache",
                 "x-accel-buffering": "no"}
 
@@ -65,8 +68,9 @@ def authenticate(request: web.Request) -> str | None:
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise AuthenticationFailed("missing API key: send 'Authorization: Bearer <key>'")
+    sent = token.encode("utf-8", "surrogateescape")  # header bytes as received
     for key, profile in request.app[API_KEYS].items():
-        if hmac.compare_digest(token.encode(), key.encode()):
+        if hmac.compare_digest(sent, key.encode()):
             return profile
     raise AuthenticationFailed("invalid API key")
 
@@ -76,29 +80,51 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     app = request.app
     config = app[CONFIG]
     profile = authenticate(request)
-    raw = await request.read()  # 413 past client_max_size
+    service = app[SERVICE]
+    limit = config.server.request_timeout_s
+    ctx: RequestContext | None = None
+    try:
+        # One timer bounds reading the body and, unless streaming, the whole answer.
+        async with asyncio.timeout(limit) as timer:
+            req = _chat_request(await _read(request), config.server.max_n)
+            request[REQUEST_MODEL] = req.model
+            find_model(app[MODELS], req.model)
+            ctx = RequestContext(request_id=request[REQUEST_ID], profile=profile,
+                                 headers=request.headers)
+            if req.stream:
+                timer.reschedule(None)  # a stream's first chunk gets its own limit below
+            else:
+                result = await service.complete(req, ctx)
+                return _json(result.body, headers=result.headers)
+        return await _stream(request, service.stream(req, ctx), ctx, limit)
+    except TimeoutError:
+        if ctx is None:
+            raise RequestTimeout(f"the request body did not arrive within "
+                                 f"server.request_timeout_s ({limit:g} s)") from None
+        raise _too_slow(limit) from None
+    except asyncio.CancelledError:
+        if ctx is not None:
+            ctx.disconnected.set()
+        raise
+
+
+async def _read(request: web.Request) -> bytes:
+    """The raw body; 413 past ``client_max_size``, 400 when its content-encoding is wrong."""
+    try:
+        return await request.read()
+    except RequestPayloadError as exc:
+        raise InvalidRequest(f"the request body could not be read: {exc}") from None
+
+
+def _chat_request(raw: bytes, max_n: int) -> ChatRequest:
     try:
         body = jsonio.loads(raw)
     except ValueError:
         raise InvalidRequest("the request body is not valid JSON") from None
-    req = parse_chat_request(body, max_n=config.server.max_n)
-    request[REQUEST_MODEL] = req.model
-    find_model(app[MODELS], req.model)
-    ctx = RequestContext(request_id=request[REQUEST_ID], profile=profile, headers=request.headers)
-    service = app[SERVICE]
-    limit = config.server.request_timeout_s
-    try:
-        if not req.stream:
-            try:
-                async with asyncio.timeout(limit):
-                    result = await service.complete(req, ctx)
-            except TimeoutError:
-                raise _too_slow(limit) from None
-            return _json(result.body, headers=result.headers)
-        return await _stream(request, service.stream(req, ctx), ctx, limit)
-    except asyncio.CancelledError:
-        ctx.disconnected.set()
-        raise
+    if jsonio.too_deep(raw, body, _MAX_DEPTH):
+        raise InvalidRequest(f"the request body nests lists and objects more than "
+                             f"{_MAX_DEPTH} deep")
+    return parse_chat_request(body, max_n=max_n)
 
 
 def _too_slow(limit: float) -> UpstreamTimeout:
@@ -145,7 +171,9 @@ async def list_models(request: web.Request) -> web.Response:
 
 @routes.get("/v1/models/{name}")
 async def get_model(request: web.Request) -> web.Response:
-    return _json(_model_obj(find_model(request.app[MODELS], request.match_info["name"]).name))
+    name = request.match_info["name"]
+    find_model(request.app[MODELS], name)  # 404 unless a model or an alias
+    return _json(_model_obj(name))
 
 
 def _model_obj(name: str) -> dict[str, Any]:

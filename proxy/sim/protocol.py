@@ -95,7 +95,7 @@ def parse_chat_request(body: Any, max_n: int = 128) -> ChatRequest:
         raise BadRequest("'messages' must be a non-empty list", "messages")
     messages = []
     for i, m in enumerate(msgs):
-        if not isinstance(m, dict) or m.get("role") not in ROLES:
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or m["role"] not in ROLES:
             raise BadRequest(f"messages[{i}] must be an object with a valid 'role'", f"messages[{i}]")
         messages.append({"role": m["role"], "content": _content(m, i)})
     model = body.get("model")

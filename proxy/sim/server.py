@@ -39,6 +39,7 @@ __all__ = ["SimServer", "SimStats", "create_sim_app", "load_model", "SIM_STATE"]
 
 log = logging.getLogger(__name__)
 _JSON = "application/json"
+_MAX_BODY_BYTES = 64 << 20  # as a hosted model's: whatever the proxy in front lets through
 
 
 @dataclass
@@ -262,7 +263,7 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
 
 def create_sim_app(settings: SimSettings, model: SimModel | None = None) -> web.Application:
     """The simulator app; ``model`` defaults to one over ``settings.tasks_dir``."""
-    app = web.Application(middlewares=[_errors])
+    app = web.Application(middlewares=[_errors], client_max_size=_MAX_BODY_BYTES)
     ss = np.random.SeedSequence(settings.seed)
     rng, ops = (np.random.default_rng(s) for s in ss.spawn(2))
     app[SIM_STATE] = _State(settings, model or load_model(Path(settings.tasks_dir)), SimStats(),

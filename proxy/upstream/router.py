@@ -12,6 +12,7 @@ Models with ``api_base: embedded`` are resolved to the in-process simulator's UR
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from typing import Any
@@ -78,6 +79,12 @@ class UpstreamRouter:
         except ProxyError as exc:
             self._count(model, exc.code or "error")
             raise
+        except asyncio.CancelledError:  # early stop, a client gone: the call was still made
+            self._count(model, "cancelled")
+            raise
+        except Exception:
+            self._count(model, "error")
+            raise
         self._count(model, "ok", result.usage, result.cost_usd)
         return result
 
@@ -93,6 +100,9 @@ class UpstreamRouter:
             outcome = "ok"
         except ProxyError as exc:
             outcome = exc.code or "error"
+            raise
+        except Exception:
+            outcome = "error"
             raise
         finally:
             self._count(model, outcome, usage, self.cost(model, usage))

@@ -55,7 +55,7 @@ async def test_n3(client: openai.AsyncOpenAI) -> None:
 async def test_models_list(client: openai.AsyncOpenAI) -> None:
     models = await client.models.list()
     assert [m.id for m in models.data] == ["sim-1", "iapo-balanced", "iapo-quality", "iapo-frugal"]
-    assert (await client.models.retrieve("sim-1")).id == "sim-1"
+    assert [(await client.models.retrieve(m.id)).id for m in models.data] == [m.id for m in models.data]
 
 
 async def test_unknown_model_is_404_with_openai_body(client: openai.AsyncOpenAI) -> None:
