@@ -48,8 +48,12 @@ def _axes(*weights: Mapping[str, float]) -> list[str]:
 def l1_normalise(weights: Mapping[str, float], axes: Sequence[str]) -> list[float]:
     """The weights on ``axes`` (missing = 0) divided by their L1 norm (all zeros stay zeros)."""
     vec = [max(0.0, float(weights.get(a, 0.0))) for a in axes]
+    top = max(vec, default=0.0)
+    if top == 0:
+        return vec
+    vec = [v / top for v in vec]  # first into [0, 1]: the sum of huge weights would overflow
     total = sum(vec)
-    return [v / total for v in vec] if total > 0 else vec
+    return [v / total for v in vec]
 
 
 def cosine_distance(a: Mapping[str, float], b: Mapping[str, float]) -> float:

@@ -99,6 +99,8 @@ def test_cosine_distance_is_scale_free_and_counts_missing_as_zero() -> None:
     assert cosine_distance({"a": 1, "cost": 0}, {"a": 1}) == pytest.approx(0.0)
     assert cosine_distance({"a": 3, "b": 4}, {"a": 4, "b": 3}) == pytest.approx(1 - 24 / 25)
     assert cosine_distance({}, {"a": 1}) == 1.0
+    # huge weights (a caller's 1e308s) are a direction like any other, not an overflow
+    assert cosine_distance({"a": 1e308, "b": 1e308}, {"a": 1, "b": 1}) == pytest.approx(0.0)
 
 
 def test_task_without_context_gets_fallback(repo_config: Config) -> None:
