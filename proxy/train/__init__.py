@@ -13,7 +13,7 @@ Public API::
 from proxy.train.base import Learner
 from proxy.train.bon import BON_CONTEXTS, ReplayBestOfNEnv, make_synthetic_bon
 from proxy.train.env import MATH_CONTEXTS, Context, Env, Observation, Pulls, ReplayMajorityEnv
-from proxy.train.errors import BudgetError, TableError, TrainError
+from proxy.train.errors import BudgetError, ParamError, TableError, TrainError
 from proxy.train.evaluate import ExactTables, Scores, exact_tables, score_actions
 from proxy.train.registry import LEARNERS, make_learner
 from proxy.train.stats import ArmStats, ArmTable
@@ -30,6 +30,7 @@ __all__ = [
     "ExactTables",
     "Learner",
     "Observation",
+    "ParamError",
     "Pulls",
     "ReplayBestOfNEnv",
     "ReplayMajorityEnv",

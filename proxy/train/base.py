@@ -1,6 +1,9 @@
 """The learner interface shared by PSST and the baselines (scikit-learn manner).
 
-``__init__`` stores parameters; ``fit(env, budget)`` spends at most ``budget`` samples and sets
+``__init__`` stores parameters; :meth:`Learner.validate` checks them (``fit`` calls it first, and
+so do :func:`~proxy.train.registry.make_learner` and the CLIs, before anything is spent: a bad
+parameter is a :class:`~proxy.train.errors.ParamError` naming the learner and the parameter);
+``fit(env, budget)`` spends at most ``budget`` samples and sets
 ``actions_`` (C, 2) = (prompt, N) per context, ``estimates_`` (:class:`ArmTable`),
 ``samples_`` (samples spent, never above the budget) and ``stats_`` (:class:`ArmStats`).
 
@@ -11,22 +14,36 @@ prompts: common random numbers); ``queries="iid"`` draws each pull's query unifo
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import math
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 from proxy.train.env import Env, Reuse
-from proxy.train.errors import BudgetError
+from proxy.train.errors import BudgetError, ParamError
 from proxy.train.stats import ArmStats
 
-__all__ = ["Learner", "QueryMode"]
+__all__ = ["Learner", "QueryMode", "is_int", "is_number"]
 
 QueryMode = Literal["cycle", "iid"]
+
+
+def is_int(value: object) -> bool:
+    """An integer parameter (``True`` / ``False`` are not)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def is_number(value: object) -> bool:
+    """A finite real parameter (integers count; booleans do not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return False
+    return math.isfinite(float(value))
 
 
 class Learner:
     """Base class: budget accounting, query schedule, pulls feeding shared statistics."""
 
+    name: ClassVar[str] = "learner"  # the registry name, used in error messages
     top_report = 8  # arms per context in estimates_ for learners without elimination
 
     def __init__(self, *, reuse: Reuse = "subsets", queries: QueryMode = "cycle", seed: int | None = None) -> None:
@@ -42,18 +59,28 @@ class Learner:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
 
+    def validate(self, env: Env | None = None) -> None:
+        """Raise :class:`ParamError` unless every parameter is usable; with ``env`` (anything with
+        its ``n_prompts`` and ``n_max``) also the limits that depend on its shape."""
+        self._require(self.reuse in ("subsets", "blocks"), "reuse", "'subsets' or 'blocks'")
+        self._require(self.queries in ("cycle", "iid"), "queries", "'cycle' or 'iid'")
+        self._require(self.seed is None or (is_int(self.seed) and self.seed >= 0), "seed", "an integer >= 0")
+
+    def _require(self, ok: bool, param: str, rule: str) -> None:
+        if not ok:
+            raise ParamError(f"{self.name}: {param} must be {rule}, got {getattr(self, param)!r}")
+
     def min_budget(self, env: Env) -> int:
         """Smallest budget this learner can use: one single-sample pull of every prompt."""
         return int(env.n_prompts)
 
     # -- fit ------------------------------------------------------------------------------
     def fit(self, env: Env, budget: int) -> Learner:
+        self.validate(env)
         if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)):
             raise BudgetError(f"budget must be an integer, got {budget!r}")
         if budget < self.min_budget(env):
             raise BudgetError(f"budget {budget} is below the minimum {self.min_budget(env)} for {type(self).__name__}")
-        if self.reuse not in ("subsets", "blocks"):
-            raise ValueError(f"reuse must be 'subsets' or 'blocks', got {self.reuse!r}")
         self._env = env
         self._rng = np.random.default_rng(self.seed)
         self._budget = int(budget)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from proxy.train.base import Learner, QueryMode
-from proxy.train.env import Reuse
+from proxy.train.base import Learner, QueryMode, is_number
+from proxy.train.env import Env, Reuse
 
 __all__ = ["UCB", "EpsilonGreedy", "RandomArms", "Softmax", "Uniform"]
 
@@ -44,6 +44,8 @@ class _Sequence(Learner):
 class Uniform(_Sequence):
     """Round-robin over every arm (p, N), each pass in a fresh random order."""
 
+    name = "uniform"
+
     def _arm_sequence(self, n_prompts: int, n_max: int, length: int) -> np.ndarray:
         grid = np.array([(p, n) for p in range(n_prompts) for n in range(1, n_max + 1)])
         passes = length // int(grid[:, 1].sum()) + 1
@@ -52,6 +54,8 @@ class Uniform(_Sequence):
 
 class RandomArms(_Sequence):
     """Arms drawn uniformly at random (with replacement)."""
+
+    name = "random"
 
     def _arm_sequence(self, n_prompts: int, n_max: int, length: int) -> np.ndarray:
         count = length  # at least one sample each: never shorter than needed
@@ -91,12 +95,18 @@ def _fill(mean: np.ndarray) -> np.ndarray:
 
 
 class UCB(_Adaptive):
+    name = "ucb"
+
     def __init__(self, *, c: float = 1.0, reuse: Reuse = "subsets", queries: QueryMode = "cycle", seed: int | None = None) -> None:
         super().__init__(reuse=reuse, queries=queries, seed=seed)
         self.c = c
 
+    def validate(self, env: Env | None = None) -> None:
+        super().validate(env)
+        self._require(is_number(self.c) and self.c >= 0, "c", "a number >= 0")
+
     def _select(self, mean: np.ndarray, count: np.ndarray, t: int) -> np.ndarray:
-        with np.errstate(divide="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):  # unobserved arms: masked below
             bonus = self.c * np.sqrt(2 * np.log(t + 1) / count)
         score = np.where(count[None] > 0, np.nan_to_num(mean) + bonus[None], np.inf)
         score = score + 1e-9 * self._rng.random(score.shape)
@@ -104,9 +114,15 @@ class UCB(_Adaptive):
 
 
 class EpsilonGreedy(_Adaptive):
+    name = "epsilon-greedy"
+
     def __init__(self, *, epsilon: float = 0.1, reuse: Reuse = "subsets", queries: QueryMode = "cycle", seed: int | None = None) -> None:
         super().__init__(reuse=reuse, queries=queries, seed=seed)
         self.epsilon = epsilon
+
+    def validate(self, env: Env | None = None) -> None:
+        super().validate(env)
+        self._require(is_number(self.epsilon) and 0 <= self.epsilon <= 1, "epsilon", "a probability in [0, 1]")
 
     def _select(self, mean: np.ndarray, count: np.ndarray, t: int) -> np.ndarray:
         flat = _fill(mean).reshape(mean.shape[0], -1)
@@ -116,9 +132,15 @@ class EpsilonGreedy(_Adaptive):
 
 
 class Softmax(_Adaptive):
+    name = "softmax"
+
     def __init__(self, *, tau: float = 0.05, reuse: Reuse = "subsets", queries: QueryMode = "cycle", seed: int | None = None) -> None:
         super().__init__(reuse=reuse, queries=queries, seed=seed)
         self.tau = tau
+
+    def validate(self, env: Env | None = None) -> None:
+        super().validate(env)
+        self._require(is_number(self.tau) and self.tau > 0, "tau", "a number > 0")
 
     def _select(self, mean: np.ndarray, count: np.ndarray, t: int) -> np.ndarray:
         flat = _fill(mean).reshape(mean.shape[0], -1) / self.tau

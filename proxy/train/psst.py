@@ -23,7 +23,7 @@ from math import ceil, log2
 
 import numpy as np
 
-from proxy.train.base import Learner, QueryMode
+from proxy.train.base import Learner, QueryMode, is_int, is_number
 from proxy.train.env import Env, Reuse
 
 __all__ = ["PSST", "PSSTK", "trim"]
@@ -60,6 +60,8 @@ class PSST(Learner):
     set with honest budget accounting.
     """
 
+    name = "psst"
+
     def __init__(
         self, *, revive: bool = True, cap: str = "budget", reuse: Reuse = "subsets",
         queries: QueryMode = "cycle", seed: int | None = None,
@@ -67,6 +69,11 @@ class PSST(Learner):
         super().__init__(reuse=reuse, queries=queries, seed=seed)
         self.revive = revive
         self.cap = cap
+
+    def validate(self, env: Env | None = None) -> None:
+        super().validate(env)
+        self._require(isinstance(self.revive, bool), "revive", "true or false")
+        self._require(self.cap in ("budget", "none"), "cap", "'budget' or 'none'")
 
     def _run(self) -> np.ndarray:
         env = self._env
@@ -83,8 +90,6 @@ class PSST(Learner):
         return actions
 
     def _trim_rounds(self, alive: np.ndarray, budget: int) -> np.ndarray:
-        if self.cap not in ("budget", "none"):
-            raise ValueError(f"cap must be 'budget' or 'none', got {self.cap!r}")
         alive = alive.copy()
         n_live_p = int(alive.any(axis=(0, 2)).sum())
         n_max = alive.shape[2]
@@ -128,6 +133,8 @@ class PSSTK(PSST):
     common queries), keep each context's ``k`` best prompts with all their scales, reset the
     statistics and run PSST on the rest."""
 
+    name = "psst-k"
+
     def __init__(
         self, *, k: int = 4, burn_in: float = 0.2, revive: bool = True, cap: str = "budget",
         reuse: Reuse = "subsets", queries: QueryMode = "cycle", seed: int | None = None,
@@ -135,6 +142,13 @@ class PSSTK(PSST):
         super().__init__(revive=revive, cap=cap, reuse=reuse, queries=queries, seed=seed)
         self.k = k
         self.burn_in = burn_in
+
+    def validate(self, env: Env | None = None) -> None:
+        super().validate(env)
+        self._require(is_int(self.k) and self.k >= 1, "k", "an integer >= 1")
+        if env is not None:
+            self._require(self.k <= env.n_prompts, "k", f"at most the number of prompts ({env.n_prompts})")
+        self._require(is_number(self.burn_in) and 0 < self.burn_in < 1, "burn_in", "a fraction in (0, 1)")
 
     def min_budget(self, env: Env) -> int:
         return 2 * int(env.n_prompts)

@@ -12,8 +12,8 @@ from math import ceil, log2
 
 import numpy as np
 
-from proxy.train.base import Learner, QueryMode
-from proxy.train.env import Reuse
+from proxy.train.base import Learner, QueryMode, is_number
+from proxy.train.env import Env, Reuse
 
 __all__ = ["Decoupled", "TripleN1", "TripleRandomN", "halve_prompts"]
 
@@ -44,6 +44,8 @@ def halve_prompts(learner: Learner, budget: int) -> np.ndarray:
 class TripleN1(Learner):
     """TRIPLE: prompt selection only, answering with N=1."""
 
+    name = "triple-n1"
+
     def _run(self) -> np.ndarray:
         env = self._env
         best = halve_prompts(self, self.left)
@@ -54,6 +56,8 @@ class TripleN1(Learner):
 
 class TripleRandomN(Learner):
     """TRIPLE's prompt, served with an N drawn uniformly from 1..N_max."""
+
+    name = "triple-random-n"
 
     def _run(self) -> np.ndarray:
         env = self._env
@@ -74,9 +78,15 @@ class Decoupled(Learner):
     """Best prompt at N=1 (``share`` of the budget), then the best N for it (the rest):
     the chosen prompts are pulled at N_max on common queries, reused for every k."""
 
+    name = "decoupled"
+
     def __init__(self, *, share: float = 0.5, reuse: Reuse = "subsets", queries: QueryMode = "cycle", seed: int | None = None) -> None:
         super().__init__(reuse=reuse, queries=queries, seed=seed)
         self.share = share
+
+    def validate(self, env: Env | None = None) -> None:
+        super().validate(env)
+        self._require(is_number(self.share) and 0 < self.share < 1, "share", "a fraction in (0, 1)")
 
     def _run(self) -> np.ndarray:
         env = self._env
