@@ -1,21 +1,29 @@
-"""``iapo bench``: replay benchmark of learners on a response table (exact scoring)."""
+"""``iapo bench``: replay benchmark of learners on a response table (exact scoring).
+
+Exit codes: 0 done; 2 bad input (table, learner spec, budgets, an unwritable ``--json`` or
+``--plot``), found before any fit runs; 1 an output could not be written after the run (then
+none is replaced: both are written to temporary files first).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, type=Path, help="majority-vote table (.npz)")
-    parser.add_argument("--algorithms", default="psst", help="comma-separated learner names, e.g. psst,psst-k:k=4,ucb")
+    parser.add_argument("--algorithms", default="psst",
+                        help="comma-separated learner specs NAME[:KEY=VALUE,...], e.g. psst,psst-k:k=4,burn_in=0.1,ucb "
+                             "(an item KEY=VALUE belongs to the learner before it; ';' also separates learners)")
     parser.add_argument("--budgets", default="2500,5000,10000,20000", help="comma-separated sample budgets")
     parser.add_argument("--seeds", default="20", help="number of seeds (0..S-1)")
     parser.add_argument("--jobs", type=int, default=1, help="parallel worker processes")
@@ -37,19 +45,6 @@ def _ints(text: str, what: str) -> list[int]:
     return values
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _table(rows: list[dict[str, Any]]) -> str:
     head = f"{'algorithm':<26}{'budget':>7}  {'test ± se':>16}  {'train ± se':>16}  {'reg.test':>8}  {'reg.train':>9}  {'samples':>8}  {'s/fit':>6}"
     lines = [head, "-" * len(head)]
@@ -62,7 +57,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _plot(rows: list[dict[str, Any]], oracles: dict[str, Any], path: Path) -> None:
+def _plot(rows: list[dict[str, Any]], oracles: dict[str, Any]) -> Figure:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -82,8 +77,7 @@ def _plot(rows: list[dict[str, Any]], oracles: dict[str, Any], path: Path) -> No
         ax.set_ylabel(f"exact {key} utility (mean over contexts)")
     axes[1].legend(fontsize=7)
     fig.tight_layout()
-    _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    plt.close(fig)
+    return fig
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,8 +85,9 @@ def run(args: argparse.Namespace) -> int:
 
     from proxy.train.bench import BenchTask, oracle_summary, run_bench, summarise
     from proxy.train.env import ReplayMajorityEnv
-    from proxy.train.errors import TrainError
-    from proxy.train.registry import make_learner
+    from proxy.train.errors import OutputError, TrainError
+    from proxy.train.outputs import Writer, check_writable, write_atomic
+    from proxy.train.registry import make_learner, split_specs
 
     try:
         budgets = _ints(args.budgets, "--budgets")
@@ -101,18 +96,24 @@ def run(args: argparse.Namespace) -> int:
             raise _BadInput("--seeds takes one number of seeds")
         if args.jobs < 1:
             raise _BadInput("--jobs must be >= 1")
-        algorithms = [a.strip() for a in args.algorithms.split(";" if ":" in args.algorithms else ",") if a.strip()]
+        algorithms = split_specs(args.algorithms)
         if not algorithms:
             raise _BadInput("--algorithms is empty")
+        twice = next((a for i, a in enumerate(algorithms) if a in algorithms[:i]), None)
+        if twice is not None:
+            raise _BadInput(f"--algorithms names {twice!r} twice")
+        learners = [make_learner(alg) for alg in algorithms]
         env = ReplayMajorityEnv.from_npz(args.dataset)
-        for alg in algorithms:
-            learner = make_learner(alg)
+        for alg, learner in zip(algorithms, learners):
+            learner.validate(env)
             for b in budgets:
                 if b < learner.min_budget(env):
                     raise _BadInput(f"budget {b} is too small for {alg}: one round needs {learner.min_budget(env)} samples")
-        for out in (args.json, args.plot):
-            if out is not None and not out.parent.exists() and out.parent != Path(""):
-                raise _BadInput(f"output folder does not exist: {out.parent}")
+        if args.json is not None and args.plot is not None and args.json.resolve() == args.plot.resolve():
+            raise _BadInput(f"--json and --plot are the same file: {args.json}")
+        for flag, out in (("--json", args.json), ("--plot", args.plot)):
+            if out is not None:
+                check_writable(out, flag)
     except (_BadInput, TrainError, ValueError) as exc:
         print(f"iapo bench: error: {exc}", file=sys.stderr)
         return 2
@@ -125,12 +126,25 @@ def run(args: argparse.Namespace) -> int:
     print(_table(rows))
     print(f"oracles: in-sample (train) {oracles['train_oracle_train']:.4f}, train-best on test "
           f"{oracles['train_oracle_test']:.4f}, test oracle {oracles['test_oracle_test']:.4f}")
+    outputs: list[tuple[Path, Writer]] = []
     if args.json is not None:
         doc = {"dataset": str(args.dataset), "algorithms": algorithms, "budgets": budgets, "seeds": seeds[0],
                "contexts": [c.name for c in env.contexts], "oracles": oracles, "summary": rows, "runs": runs}
-        _atomic_write(args.json, lambda tmp: Path(tmp).write_text(json.dumps(doc, separators=(",", ":"))))
-    if args.plot is not None:
-        _plot(rows, oracles, args.plot)
+        text = json.dumps(doc, separators=(",", ":"))
+        outputs.append((args.json, lambda tmp: Path(tmp).write_text(text)))
+    fig = _plot(rows, oracles) if args.plot is not None else None
+    if fig is not None:
+        outputs.append((args.plot, lambda tmp: fig.savefig(tmp, format="png", dpi=110)))
+    try:
+        write_atomic(outputs)
+    except OutputError as exc:
+        print(f"iapo bench: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if fig is not None:
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
     return 0
 
 

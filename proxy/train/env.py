@@ -15,6 +15,7 @@ Utility of arm (p, k) in context c: ``U = E[w_c . aggregate_k] - lambda_c * k * 
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -35,6 +36,7 @@ __all__ = [
 ]
 
 Reuse = Literal["subsets", "blocks"]
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first entry, or an empty zip
 
 
 @dataclass(frozen=True)
@@ -172,10 +174,18 @@ class ReplayMajorityEnv:
         if not path.is_file():
             raise TableError(f"table file not found: {path}")
         try:
-            with np.load(path, allow_pickle=False) as npz:
-                data = {k: npz[k] for k in npz.files}
-        except (OSError, ValueError) as exc:
-            raise TableError(f"cannot read {path} as an .npz table: {exc}") from exc
+            with path.open("rb") as fh:  # ours to close, whatever np.load makes of it
+                head = fh.read(len(np.lib.format.MAGIC_PREFIX))
+                if not head.startswith(_ZIP_MAGIC):
+                    what = ("a single .npy array" if head == np.lib.format.MAGIC_PREFIX
+                            else "empty" if not head else "not a zip file")
+                    raise TableError(f"{path} is not an .npz archive ({what}): expected named arrays "
+                                     "saved with numpy.savez")
+                fh.seek(0)
+                with np.load(fh, allow_pickle=False) as npz:
+                    data = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise TableError(f"cannot read {path} as an .npz archive: {exc}") from None
         names = ("train_probs", "train_answers", "test_probs", "test_answers", "cost_per_prompt")
         for name in names:
             if name not in data:
