@@ -9,8 +9,9 @@ profiles or learners reuse the draws. ``--keep FILE`` carries the contexts of ev
 trained here (and the fallback) over from an existing policy.
 
 Exit codes: 0 written; 2 bad input, nothing spent or written (unknown task or profile, bad task
-set line, budget below one round, unwritable ``--out``, unreachable upstream); 1 the run
-stopped (upstream failure after retries, ``--max-cost-usd`` reached): nothing written, what was
+set line, bad ``--algorithm`` or learner parameter, bad option value, budget below one round,
+unwritable ``--out``, unreachable upstream); 1 the run stopped (upstream failure after retries,
+``--max-cost-usd`` reached, ``--out`` no longer writable at the end): nothing written, what was
 drawn stays cached; 130 interrupted (same).
 """
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import os
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from proxy.config import Config, ModelConfig
     from proxy.policy.schema import Policy
+    from proxy.train.base import Learner
     from proxy.train.policy_out import TrainedTask
     from proxy.train.sampler import LiveSampler
 
@@ -72,6 +74,7 @@ class _Plan:
     prompts: list[Any]
     n_max: int
     keep: Policy | None
+    learners: list[Learner]  # one per task set, validated for the prompts and n_max
 
 
 def _names(text: str | None, known: list[str], what: str) -> list[str]:
@@ -86,18 +89,10 @@ def _names(text: str | None, known: list[str], what: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _check_out(path: Path) -> None:
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise _BadInput(f"--out {path} is a folder")
-    if not parent.is_dir():
-        raise _BadInput(f"cannot write --out {path}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise _BadInput(f"cannot write --out {path}: permission denied")
-
-
 def _plan(args: argparse.Namespace, config: Config) -> _Plan:
     from proxy.policy.load import PolicyError, load_policy
+    from proxy.train.outputs import check_writable
+    from proxy.train.registry import make_learner
     from proxy.train.taskset import load_task_set
 
     if args.budget <= 0:
@@ -106,6 +101,11 @@ def _plan(args: argparse.Namespace, config: Config) -> _Plan:
         raise _BadInput("--concurrency must be >= 1 and --retries >= 0")
     if args.max_cost_usd is not None and not args.max_cost_usd > 0:
         raise _BadInput("--max-cost-usd must be > 0")
+    if args.timeout_s is not None and not (math.isfinite(args.timeout_s) and args.timeout_s > 0):
+        raise _BadInput(f"--timeout-s must be a finite number of seconds > 0, got {args.timeout_s:g}")
+    if args.seed < 0:
+        raise _BadInput(f"--seed must be >= 0, got {args.seed}")
+    learner = make_learner(args.algorithm, seed=args.seed)  # a bad spec fails here, before anything
     tasks = _names(args.task, [t.name for t in config.tasks], "tasks")
     task_sets = []
     for name in tasks:
@@ -119,17 +119,24 @@ def _plan(args: argparse.Namespace, config: Config) -> _Plan:
         raise _BadInput("the config has no models")
     model = config.model(_names(args.model, models, "models")[0] if args.model else models[0])
     assert model is not None
-    n_max = args.n_max or config.fanout.n_max
+    n_max = config.fanout.n_max if args.n_max is None else args.n_max
     if not 1 <= n_max <= config.fanout.n_max:
         raise _BadInput(f"--n-max must be in 1..{config.fanout.n_max} (fanout.n_max)")
-    _check_out(args.out)
+    shape = _Shape(len(prompts), n_max)
+    learner.validate(shape)  # type: ignore[arg-type]
+    minimum = learner.min_budget(shape)  # type: ignore[arg-type]
+    if args.budget < minimum:
+        raise _BadInput(f"--budget {args.budget} is too small for one round of {args.algorithm} over "
+                        f"{len(prompts)} prompts: the minimum is {minimum} samples")
+    learners = [learner, *(make_learner(args.algorithm, seed=args.seed) for _ in task_sets[1:])]
+    check_writable(args.out, "--out")
     keep = None
     if args.keep is not None:
         try:
             keep = load_policy(args.keep, config)
         except PolicyError as exc:
             raise _BadInput(f"--keep: {exc}") from None
-    return _Plan(config, model, task_sets, profiles, prompts, n_max, keep)
+    return _Plan(config, model, task_sets, profiles, prompts, n_max, keep, learners)
 
 
 def _summary(trained: list[TrainedTask], sampler: LiveSampler, wall_s: float) -> str:
@@ -155,7 +162,7 @@ def _contexts(t: TrainedTask) -> list[Any]:
 
 def run(args: argparse.Namespace) -> int:
     from proxy.config import load_config_or_report
-    from proxy.train.errors import CostLimitError, LiveError, TrainError
+    from proxy.train.errors import CostLimitError, LiveError, OutputError, TrainError
 
     config = load_config_or_report(args.config)
     if config is None:
@@ -170,6 +177,10 @@ def run(args: argparse.Namespace) -> int:
     except _BadInput as exc:
         print(f"iapo train: error: {exc}", file=sys.stderr)
         return 2
+    except OutputError as exc:
+        print(f"iapo train: stopped: {exc}; nothing written. The samples drawn are cached in "
+              f"{args.cache}: re-run the same command to write it (nothing is drawn again).", file=sys.stderr)
+        return 1
     except CostLimitError as exc:
         print(f"iapo train: stopped: {exc}; nothing written. The samples drawn are cached in "
               f"{args.cache}: re-run with a higher --max-cost-usd to continue.", file=sys.stderr)
@@ -193,20 +204,16 @@ def _train(args: argparse.Namespace, plan: _Plan) -> int:
     from proxy.sim.embedded import start_embedded
     from proxy.train.cache import SampleCache
     from proxy.train.env import Context
-    from proxy.train.errors import LiveError
+    from proxy.train.errors import LiveError, OutputError
     from proxy.train.live import LiveMajorityEnv
     from proxy.train.policy_out import TrainedTask, budget_of, build_policy
-    from proxy.train.registry import make_learner, parse_spec
+    from proxy.train.registry import parse_spec
     from proxy.train.sampler import LiveSampler
     from proxy.upstream.router import UpstreamRouter
 
     config, model = plan.config, plan.model
     contexts = [Context(name, w.get("cost", 0.0), (w.get("accuracy", 0.0),)) for name, w in plan.profiles]
-    learners = [make_learner(args.algorithm, seed=args.seed) for _ in plan.task_sets]
-    minimum = learners[0].min_budget(_Shape(len(plan.prompts)))  # type: ignore[arg-type]
-    if args.budget < minimum:
-        raise _BadInput(f"--budget {args.budget} is too small for one round of {args.algorithm} over "
-                        f"{len(plan.prompts)} prompts: the minimum is {minimum} samples")
+    learners = plan.learners
     try:
         cache = SampleCache(args.cache)
     except OSError as exc:
@@ -274,7 +281,10 @@ def _train(args: argparse.Namespace, plan: _Plan) -> int:
     if kept:
         header += (f"\nContexts for {', '.join(kept)} are carried over unchanged from {args.keep} "
                    "(not trained here: live training covers majority-voting tasks with reference answers).")
-    write_policy(policy, args.out, header=header)
+    try:
+        write_policy(policy, args.out, header=header)  # atomic: a failed write leaves --out as it was
+    except OSError as exc:
+        raise OutputError(f"cannot write --out {args.out}: {exc.strerror or exc}") from None
     print(_summary(trained, sampler, wall))
     print(f"wrote {args.out}")
     return 0
@@ -302,7 +312,8 @@ def _rel(path: Path) -> str:
 
 @dataclass(frozen=True)
 class _Shape:
-    """What :meth:`Learner.min_budget` reads from an env, before any env exists."""
+    """What :meth:`Learner.validate` and :meth:`Learner.min_budget` read from an env, before
+    any env exists."""
 
     n_prompts: int
     n_max: int = 1

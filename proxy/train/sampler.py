@@ -21,6 +21,7 @@ total passes it.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -96,9 +97,13 @@ class LiveSampler:
                  *, concurrency: int = 32, timeout_s: float | None = None, retries: int = 4,
                  max_cost_usd: float | None = None,
                  on_sample: Callable[[Spend], None] | None = None) -> None:
+        if timeout_s is not None and not (math.isfinite(timeout_s) and timeout_s > 0):
+            raise ValueError(f"timeout_s must be a finite number of seconds > 0, got {timeout_s!r}")
+        if concurrency < 1 or retries < 0:
+            raise ValueError(f"concurrency must be >= 1 and retries >= 0, got {concurrency}, {retries}")
         self.config, self.model, self.upstream, self.cache = config, model, upstream, cache
         self.concurrency = concurrency
-        self.timeout_s = timeout_s or model.timeout_s
+        self.timeout_s = model.timeout_s if timeout_s is None else timeout_s
         self.retries = retries
         self.max_cost_usd = max_cost_usd
         self.on_sample = on_sample

@@ -5,7 +5,9 @@ that the task's extractor can read (``"266"``, ``"B"``); it is normalised the wa
 are, so they compare as strings. Any bad line is a :class:`TaskSetError` naming ``file:line``.
 
 **Split.** When every line carries ``"split": "train" | "test"`` (the shipped sets do: math 400 /
-200, multiple_choice 200 / 100), that split is used; otherwise a seeded permutation
+200, multiple_choice 200 / 100), that split is used; a set where only some lines carry it is an
+error naming the first line without one (it would be easy to train on a "test" line otherwise).
+When no line carries it, a seeded permutation
 (``numpy.random.default_rng(seed)``) puts ``round(holdout * n)`` questions in held-out. Held-out
 questions are never pulled by the trainer; they are for evaluating the policy afterwards.
 A question's ``key`` is a hash of its input text, so caches survive re-numbered files.
@@ -112,7 +114,12 @@ def load_task_set(task: TaskConfig, *, seed: int = 0, holdout: float = 1 / 3) ->
         raise TaskSetError(f"held-out fraction must be in (0, 1), got {holdout}")
     extractor = extractor_for(task.extractor, task.answer_regex)
     rows = _parse(Path(task.dataset), extractor)
-    if all(split is not None for _, split in rows):
+    split_at = next((item.line for item, split in rows if split is not None), None)
+    unsplit = next((item.line for item, split in rows if split is None), None)
+    if split_at is not None and unsplit is not None:
+        raise TaskSetError(f"{task.dataset}:{unsplit}: no 'split' field, but line {split_at} has one "
+                           "(give every line a split, or none)")
+    if split_at is not None:
         train = tuple(item for item, split in rows if split == "train")
         heldout = tuple(item for item, split in rows if split == "test")
         rule = "the file's split field"

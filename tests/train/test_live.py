@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import signal
 import socket
 import sys
@@ -239,6 +240,95 @@ def test_bad_input_exits_2_and_writes_nothing(case: str, tmp_path: Path,
     }[case]
     assert expected in err and "Traceback" not in err
     assert not out.exists() and not cache.exists()
+
+
+@pytest.mark.parametrize(("extra", "expected"), [
+    (["--algorithm", "bogus"], "unknown algorithm 'bogus' (known: psst"),
+    (["--algorithm", "psst:x=1"], "psst: unknown parameter 'x'"),
+    (["--algorithm", "psst-k:k=0"], "psst-k: k must be an integer >= 1, got 0"),
+    (["--algorithm", "psst-k:k=abc"], "psst-k: k must be an integer >= 1, got 'abc'"),
+    (["--algorithm", "psst-k:k=5"], "psst-k: k must be at most the number of prompts (4), got 5"),
+    (["--algorithm", "psst:reuse=bogus"], "psst: reuse must be 'subsets' or 'blocks', got 'bogus'"),
+    (["--algorithm", "ucb:c=-1"], "ucb: c must be a number >= 0, got -1"),
+    (["--timeout-s", "nan"], "--timeout-s must be a finite number of seconds > 0, got nan"),
+    (["--timeout-s", "-1"], "--timeout-s must be a finite number of seconds > 0, got -1"),
+    (["--timeout-s", "0"], "--timeout-s must be a finite number of seconds > 0, got 0"),
+    (["--timeout-s", "inf"], "--timeout-s must be a finite number of seconds > 0, got inf"),
+    (["--n-max", "0"], "--n-max must be in 1.."),
+    (["--seed", "-1"], "--seed must be >= 0, got -1"),
+])
+def test_bad_option_exits_2_before_anything_is_spent(extra: list[str], expected: str, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(tmp_path)
+    out, cache = tmp_path / "policy.yaml", tmp_path / "cache"
+    assert main(train_argv(config, out, cache, *extra)) == 2
+    err = capsys.readouterr().err
+    assert f"iapo train: error: {expected}" in err and "Traceback" not in err
+    assert not out.exists() and not cache.exists()
+
+
+@pytest.mark.parametrize("where", ["folder", "/proc", "fifo"])
+def test_unwritable_out_exits_2_before_anything_is_spent(where: str, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    # never a real device such as /dev/null here: a regression would replace it
+    out = {"folder": tmp_path, "/proc": Path("/proc/iapo-o.yaml"), "fifo": tmp_path / "fifo"}[where]
+    if where == "fifo":
+        os.mkfifo(out)
+    if where == "/proc" and not out.parent.is_dir():
+        pytest.skip("no /proc on this system")  # os.access says yes there to root
+    config = write_config(tmp_path)
+    cache = tmp_path / "cache"
+    assert main(train_argv(config, out, cache)) == 2
+    err = capsys.readouterr().err
+    reason = {"folder": "it is a folder", "fifo": "it is not a regular file"}.get(where, "")
+    assert f"iapo train: error: cannot write --out {out}: {reason}" in err and "Traceback" not in err
+    assert not cache.exists()
+
+
+def test_failed_policy_write_exits_1_and_leaves_out_untouched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    import proxy.policy.write
+
+    def full_disk(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    config = write_config(tmp_path)
+    out, cache = tmp_path / "policy.yaml", tmp_path / "cache"
+    out.write_text("old policy\n")
+    monkeypatch.setattr(proxy.policy.write.os, "fsync", full_disk)  # the atomic write's last step
+    assert main(train_argv(config, out, cache, budget=100)) == 1
+    err = capsys.readouterr().err
+    assert f"iapo train: stopped: cannot write --out {out}: No space left on device; nothing written" in err
+    assert "Traceback" not in err
+    assert out.read_text() == "old policy\n" and _cached_samples(cache) > 0
+    assert not list(tmp_path.glob(".policy.yaml.*"))  # no temp file left
+
+
+def test_split_field_on_some_lines_only_is_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = (REPO / "proxy/data/tasks/math.jsonl").read_text().splitlines()[:4]
+    rows = [json.loads(x) for x in lines]
+    rows[2].pop("split")
+    partial = tmp_path / "partial.jsonl"
+    partial.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = write_config(tmp_path, math_dataset=partial)
+    out, cache = tmp_path / "policy.yaml", tmp_path / "cache"
+    assert main(train_argv(config, out, cache)) == 2
+    err = capsys.readouterr().err
+    assert f"{partial}:3: no 'split' field, but line 1 has one" in err and "Traceback" not in err
+    assert not out.exists() and not cache.exists()
+
+
+def test_sampler_timeout_none_is_the_default_and_zero_an_error(tmp_path: Path) -> None:
+    from proxy.train.sampler import LiveSampler
+
+    cfg = load_config(write_config(tmp_path))
+    model = cfg.models[0]
+    upstream: Any = None  # never called by the constructor
+    assert LiveSampler(cfg, model, upstream, SampleCache(None)).timeout_s == model.timeout_s
+    assert LiveSampler(cfg, model, upstream, SampleCache(None), timeout_s=2.5).timeout_s == 2.5
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="timeout_s must be a finite number of seconds > 0"):
+            LiveSampler(cfg, model, upstream, SampleCache(None), timeout_s=bad)
 
 
 def test_malformed_json_line_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
