@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -105,3 +106,48 @@ def test_shipped_config_loads_frozen(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(bad)
     assert "Traceback" not in str(info.value)
+
+
+def _bomb(levels: int = 7) -> str:
+    lines = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+HOSTILE: list[tuple[str, bytes, str]] = [
+    ("not UTF-8", "server: {host: caf\xe9}\n".encode("latin-1"), "<root>: not UTF-8 text"),
+    ("deep nesting", ("server: " + "[" * 5000 + "\n").encode(),
+     "<root>: nested too deeply (more than 100 levels)"),
+    ("nesting just over the limit", ("server: " + "[" * 100 + "]" * 100 + "\n").encode(),
+     "<root>: nested too deeply (more than 100 levels)"),
+    ("recursive alias", b"server: &s {host: x, self: *s}\n",
+     "server.self: refers to itself (a recursive YAML alias)"),
+    ("billion laughs", _bomb().encode(),
+     "<root>: YAML aliases expand too far (more than 100000 extra nodes; write the values out instead)"),
+    ("syntax error", b"models: []\nserver: [unclosed\n",
+     "<root>: not valid YAML at line 3, column 1: expected ',' or ']', but got '<stream end>' "
+     "(while parsing a flow sequence at line 2, column 9)"),
+    ("bad date", b"server:\n  host: 2026-13-45\n",
+     "<root>: not valid YAML at line 2, column 9: cannot read this value (month must be in 1..12)"),
+]
+
+
+@pytest.mark.parametrize(("raw", "line"), [c[1:] for c in HOSTILE], ids=[c[0] for c in HOSTILE])
+def test_hostile_config_file_gives_one_line(tmp_path: Path, raw: bytes, line: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_bytes(raw)
+    start = time.monotonic()
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.problems == [line]
+    assert str(info.value) == f"{path}: {line}"  # the file, then the one line
+    assert time.monotonic() - start < 2.0  # an alias bomb is refused without being expanded
+
+
+def test_aliases_that_stay_small_still_work(tmp_path: Path) -> None:
+    doc = (REPO / "config.yaml").read_text().replace(
+        "  quality: {accuracy: 1.0, helpfulness: 1.0, brevity: 0.0, cost: 0.0}",
+        "  quality: &q {accuracy: 1.0, helpfulness: 1.0, brevity: 0.0, cost: 0.0}\n  quality2: *q")
+    path = tmp_path / "config.yaml"
+    path.write_text(doc.replace("proxy/data/", f"{REPO}/proxy/data/"))
+    assert load_config(path).profiles["quality2"] == load_config(path).profiles["quality"]

@@ -1,6 +1,7 @@
 """Parse and validate a policy file against the config; every problem comes with its key path.
 
-Checked: supported ``schema``; required keys and no unknown ones; prompt ids exist in the config's
+Checked: the YAML itself (one-line syntax errors; no recursive aliases, alias bombs or nesting
+over 100 levels, see :func:`proxy.config.parse_yaml`); supported ``schema``; required keys and no unknown ones; prompt ids exist in the config's
 prompt library or are defined inline (inline ones follow the config's prompt rules and may not
 redefine a library prompt differently); every prompt an action or estimate uses is one of the
 policy's candidates; tasks exist in the config; aggregators are known and ``majority`` is only used
@@ -21,9 +22,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import yaml
-
-from proxy.config import AGGREGATORS, COST, Action, Config, PromptConfig, _prompt, parse_weights
+from proxy.config import (
+    AGGREGATORS, COST, Action, Config, PromptConfig, YamlError, _prompt, parse_weights, parse_yaml,
+)
 from proxy.policy.schema import (
     SUPPORTED_SCHEMAS, UTILITY, ArmEstimate, Budget, Context, Interval, Policy, Provenance, arm_key,
 )
@@ -320,12 +321,11 @@ def parse_policy(data: Any, config: Config, source: str = "policy", *,
 def parse_policy_bytes(raw: bytes, config: Config, path: Path) -> Policy:
     """Parse the bytes of the file at ``path`` (relative paths resolve against its directory)."""
     try:
-        data = yaml.safe_load(raw.decode("utf-8"))
+        data = parse_yaml(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise PolicyError(["<root>: not UTF-8 text"], str(path)) from None
-    except yaml.YAMLError as exc:
-        reason = " ".join(str(exc).split())
-        raise PolicyError([f"<root>: not valid YAML ({reason})"], str(path)) from None
+    except YamlError as exc:
+        raise PolicyError([exc.problem], str(path)) from None
     policy = parse_policy(data, config, str(path), base_dir=path.resolve().parent)
     return replace(policy, source=path.resolve(), sha256=hashlib.sha256(raw).hexdigest())
 
