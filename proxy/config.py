@@ -281,15 +281,25 @@ def _server(r: Reader) -> ServerConfig:
     return server
 
 
+def _env_name(r: Reader, key: str, value: str | None) -> str | None:
+    """``value`` if it is the name of an environment variable; a pasted key is refused."""
+    if value and not _ENV_NAME.fullmatch(value):
+        r.problem(key, "must be the NAME of an environment variable (e.g. OPENAI_API_KEY), "
+                  "never the key itself")
+        return None
+    return value
+
+
 def _auth(r: Reader) -> AuthConfig:
     keys = []
     for i, kr in r.list_of_readers("keys"):
-        keys.append((kr.str("key_env", required=True), kr.opt_str("profile")))
+        keys.append((_env_name(kr, "key_env", kr.str("key_env", required=True)) or "",
+                     kr.opt_str("profile")))
         kr.done()
     auth = AuthConfig(
         require_api_key=r.bool("require_api_key", False),
         keys=tuple(keys),
-        admin_key_env=r.str("admin_key_env", "IAPO_ADMIN_KEY"),
+        admin_key_env=_env_name(r, "admin_key_env", r.str("admin_key_env", "IAPO_ADMIN_KEY")) or "",
     )
     r.done()
     return auth
@@ -316,10 +326,7 @@ def _model(r: Reader) -> ModelConfig:
     api_base = r.opt_str("api_base")
     if api_base is not None and api_base != EMBEDDED and not _is_url(api_base):
         r.problem("api_base", f"not a URL (or '{EMBEDDED}' for the in-process simulator)")
-    key_env = r.opt_str("api_key_env")
-    if key_env is not None and not _ENV_NAME.fullmatch(key_env):
-        r.problem("api_key_env", "must be the NAME of an environment variable (e.g. OPENAI_API_KEY), "
-                  "never the key itself")
+    key_env = _env_name(r, "api_key_env", r.opt_str("api_key_env"))
     return ModelConfig(
         name=r.str("name", required=True),
         model=r.str("model", required=True),
@@ -334,18 +341,41 @@ def _model(r: Reader) -> ModelConfig:
     )
 
 
-def _action(r: Reader) -> Action:
+def _action(r: Reader, aggregator: str) -> Action:
+    """A task's ``action``; its aggregator defaults to the task's (``aggregator``)."""
     return Action(
         prompt=r.str("prompt", required=True),
         n=r.int("n", 1, lo=1, hi=1024),
-        aggregator=r.choice("aggregator", AGGREGATORS, "majority"),
+        aggregator=r.choice("aggregator", AGGREGATORS, aggregator),
         scorer=r.opt_str("scorer"),
     )
 
 
+def _present(r: Reader, key: str) -> Reader | None:
+    """The reader of the mapping at ``key``, or None when the key is absent or null (a value
+    that is not a mapping is reported, and None returned); an empty mapping is a reader."""
+    raw = r.raw(key)
+    if raw is None:
+        return None
+    sub = r.sub(key)
+    return sub if isinstance(raw, Mapping) else None
+
+
+def _file(r: Reader, key: str) -> Path | None:
+    """An optional path that must name an existing file (relative: against the file's folder)."""
+    path = r.opt_path(key)
+    if path is None or path.is_file():
+        return path
+    if path.is_dir():
+        r.problem(key, f"{path} is a folder, not a file")
+    else:
+        r.problem(key, f"{path} is not a regular file" if path.exists() else f"file not found: {path}")
+    return path
+
+
 def _task(r: Reader) -> TaskConfig:
     aggregator = r.choice("aggregator", AGGREGATORS, "best_of_n")
-    dataset = r.opt_path("dataset")
+    dataset = _file(r, "dataset")
     patterns = r.str_list("patterns")
     for i, pattern in enumerate(patterns):
         try:
@@ -358,10 +388,11 @@ def _task(r: Reader) -> TaskConfig:
             re.compile(answer_regex)
         except re.error as exc:
             r.problem("answer_regex", f"not a valid regex ({exc})")
-    action = r.sub("action")
-    if action:
-        action_obj = _action(action)
-        action.done()
+    action = None
+    ar = _present(r, "action")
+    if ar is not None:
+        action = _action(ar, aggregator)
+        ar.done()
     return TaskConfig(
         name=r.str("name", required=True),
         aggregator=aggregator,
@@ -370,7 +401,7 @@ def _task(r: Reader) -> TaskConfig:
         scorer=r.opt_str("scorer"),
         dataset=dataset,
         patterns=tuple(patterns),
-        action=action_obj if action else None,
+        action=action,
     )
 
 
@@ -383,8 +414,8 @@ def _prompt(r: Reader) -> PromptConfig:
         examples.append((er.str("input", required=True), er.str("output", required=True)))
         er.done()
     rewrite = None
-    rr = r.sub("rewrite")
-    if rr:
+    rr = _present(r, "rewrite")
+    if rr is not None:
         meta = rr.str("meta_prompt", required=True)
         if meta and "{input}" not in meta:
             rr.problem("meta_prompt", "must contain {input}")
@@ -400,36 +431,84 @@ def _prompt(r: Reader) -> PromptConfig:
     return prompt
 
 
-_SCORER_PARAMS = {
-    "length": {"target_tokens"},
-    "regex": {"pattern"},
-    "json": set(),
-    "keywords": {"keywords"},
-    "judge": {"model", "rubric", "timeout_s"},
-    "http": {"url", "timeout_s"},
-}
-
-
 def _objective_scorer(r: Reader, objectives: tuple[str, ...]) -> ObjectiveScorer:
+    """One item of a named scorer: ``objective`` (not ``cost``: it is measured, not scored),
+    ``kind`` and the kind's own keys, typed as :mod:`proxy.pipeline.scorers` reads them."""
     objective = r.str("objective", required=True)
-    if objective and objective not in objectives:
-        r.problem("objective", f"unknown objective '{objective}'")
-    kind = r.choice("kind", SCORER_KINDS, "length")
-    params = {k: r.raw(k) for k in _SCORER_PARAMS[kind] if r.has(k)}
-    if kind == "regex" and "pattern" in params:
+    if objective == COST:
+        r.problem("objective", f"'cost' is measured, not scored (known: {', '.join(objectives)})")
+    elif objective and objective not in objectives:
+        r.problem("objective", f"unknown objective '{objective}' (known: {', '.join(objectives)})")
+    kind = r.str("kind", required=True)
+    if kind not in SCORER_KINDS:
+        if kind:
+            r.problem("kind", f"must be one of {', '.join(SCORER_KINDS)} (got {kind!r})")
+        for key in list(r.data):
+            r.raw(str(key))  # nor "unknown key" for the keys of a missing or unknown kind
+    params: dict[str, Any] = {}
+    if kind == "length" and r.has("target_tokens"):
+        params["target_tokens"] = r.int("target_tokens", 100, lo=1)
+    elif kind == "regex":
+        pattern = params["pattern"] = r.str("pattern", required=True)
         try:
-            re.compile(str(params["pattern"]))
+            re.compile(pattern)
         except re.error as exc:
             r.problem("pattern", f"not a valid regex ({exc})")
-    if kind == "http" and not _is_url(str(params.get("url", ""))):
-        r.problem("url", "not a URL")
-    if kind == "judge" and "model" not in params:
-        r.problem("model", "required for a judge")
-    if kind in ("regex",) and "pattern" not in params:
-        r.problem("pattern", "required")
-    if kind == "keywords" and not isinstance(params.get("keywords"), list):
-        r.problem("keywords", "must be a list of strings")
+    elif kind == "keywords":
+        if not r.has("keywords"):
+            r.problem("keywords", "required: a list of strings")
+        elif r.raw("keywords") == []:
+            r.problem("keywords", "must list at least one keyword")
+        params["keywords"] = tuple(r.str_list("keywords"))
+    elif kind == "judge":
+        params["model"] = r.str("model", required=True)
+        rubric = r.opt_str("rubric")
+        if rubric is not None and "{response}" not in rubric:
+            r.problem("rubric", "must contain {response} (also available: {objective}, {prompt})")
+        elif rubric:
+            params["rubric"] = rubric
+    elif kind == "http":
+        params["url"] = r.str("url", required=True)
+        if params["url"] and not _is_url(params["url"]):
+            r.problem("url", "not a URL")
+    if kind in ("judge", "http") and r.has("timeout_s"):
+        params["timeout_s"] = r.float("timeout_s", 30.0, lo=0.001)
     return ObjectiveScorer(objective=objective, kind=kind, params=params)
+
+
+def _scorers(root: Reader, objectives: tuple[str, ...]) -> dict[str, tuple[ObjectiveScorer, ...]]:
+    """``scorers``: name -> a non-empty list of objective scorers, one per objective."""
+    sr = root.sub("scorers")
+    scorers: dict[str, tuple[ObjectiveScorer, ...]] = {}
+    for name in map(str, list(sr.data)):
+        parts: list[ObjectiveScorer] = []
+        first: dict[str, int] = {}
+        for j, pr in sr.list_of_readers(name):
+            part = _objective_scorer(pr, objectives)
+            if part.objective in first:
+                pr.problem("objective", f"duplicate objective '{part.objective}' "
+                                        f"(also scorers.{name}[{first[part.objective]}])")
+            first.setdefault(part.objective, j)
+            parts.append(part)
+        if not parts and isinstance(sr.data[name], list):
+            sr.problem(name, "must list at least one objective scorer")
+        scorers[name] = tuple(parts)
+    return scorers
+
+
+def _objectives(root: Reader) -> tuple[str, ...]:
+    """``objectives``: distinct names, ``cost`` not among them (it always is an objective)."""
+    names = root.str_list("objectives", default=["accuracy"])
+    raw = root.data.get("objectives")
+    out: list[str] = []
+    for i, item in enumerate(raw if isinstance(raw, list) else []):
+        if item == COST:
+            root.problem(f"objectives[{i}]", "'cost' is always an objective; do not list it")
+        elif item in out:
+            root.problem(f"objectives[{i}]", f"duplicate '{item}'")
+        elif item in names:
+            out.append(item)
+    return tuple(out) if isinstance(raw, list) else tuple(names)
 
 
 def _early_stop(fr: Reader) -> str:
@@ -451,21 +530,19 @@ def parse_config(data: Any, base_dir: Path | None = None, source: str = "config"
     models = tuple(_model(mr) for _, mr in root.list_of_readers("models", required=True))
     if not models and "models" in root.data:
         root.problem("models", "at least one model is required")
-    objectives = tuple(root.str_list("objectives", default=["accuracy"]))
-    if COST in objectives:
-        root.problem("objectives", "'cost' is always an objective; do not list it")
+    objectives = _objectives(root)
     all_obj = (*objectives, COST)
     profiles = {str(name): parse_weights(raw, all_obj, f"profiles.{name}", problems)
                 for name, raw in root.mapping("profiles", required=True).items()}
     default_profile = root.str("default_profile", required=True)
     cost_unit_usd = root.float("cost_unit_usd", 0.01, lo=1e-12)
     tasks = tuple(_task(tr) for _, tr in root.list_of_readers("tasks", required=True))
+    if not tasks and "tasks" in root.data:
+        root.problem("tasks", "at least one task is required")
     prompts_list = [_prompt(pr) for _, pr in root.list_of_readers("prompts", required=True)]
-    scorers_raw = root.mapping("scorers")
-    scorers = {}
-    for name in scorers_raw:
-        scorers[str(name)] = tuple(_objective_scorer(sr, all_obj)
-                                   for _, sr in root.sub("scorers").list_of_readers(str(name)))
+    if not prompts_list and "prompts" in root.data:
+        root.problem("prompts", "at least one prompt is required")
+    scorers = _scorers(root, objectives)
     fr = root.sub("fanout", default={})
     fanout = FanoutConfig(
         max_concurrency=fr.int("max_concurrency", 256, lo=1),
@@ -491,44 +568,30 @@ def parse_config(data: Any, base_dir: Path | None = None, source: str = "config"
     for reader in (root, fr, cr, pr):
         reader.done()
 
-    # Cross-references.
+    # Cross-references; none against a section that is missing or empty (already reported).
     names = [m.name for m in models]
     _unique(names, "models", "name", problems)
     _unique([t.name for t in tasks], "tasks", "name", problems)
     _unique([p.id for p in prompts_list], "prompts", "id", problems)
     prompts = {p.id: p for p in prompts_list}
-    if default_profile and default_profile not in profiles:
+    if profiles and default_profile and default_profile not in profiles:
         problems.add("default_profile", f"unknown profile '{default_profile}'")
     for i, (env, profile) in enumerate(auth.keys):
-        if profile is not None and profile not in profiles:
+        if profiles and profile is not None and profile not in profiles:
             problems.add(f"auth.keys[{i}].profile", f"unknown profile '{profile}'")
     for i, m in enumerate(models):
         if m.embedded and not simulator.enabled:
             problems.add(f"models[{i}].api_base", "'embedded' needs simulator.enabled: true")
     for i, p in enumerate(prompts_list):
-        if p.rewrite and p.rewrite.model not in names:
+        if names and p.rewrite and p.rewrite.model and p.rewrite.model not in names:
             problems.add(f"prompts[{i}].rewrite.model", f"unknown model '{p.rewrite.model}'")
     for name, parts in scorers.items():
         for j, part in enumerate(parts):
             model = part.params.get("model")
-            if part.kind == "judge" and model is not None and model not in names:
+            if names and part.kind == "judge" and model and model not in names:
                 problems.add(f"scorers.{name}[{j}].model", f"unknown model '{model}'")
-    task_names = [t.name for t in tasks]
-    for i, t in enumerate(tasks):
-        if t.aggregator == "majority" and t.extractor is None:
-            problems.add(f"tasks[{i}].extractor", "required for the majority aggregator")
-        if t.extractor == "regex" and t.answer_regex is None:
-            problems.add(f"tasks[{i}].answer_regex", "required for the regex extractor")
-        if t.scorer is not None and t.scorer not in scorers:
-            problems.add(f"tasks[{i}].scorer", f"unknown scorer '{t.scorer}'")
-        if t.action is not None:
-            if t.action.prompt not in prompts:
-                problems.add(f"tasks[{i}].action.prompt", f"unknown prompt '{t.action.prompt}'")
-            if t.action.n > fanout.n_max:
-                problems.add(f"tasks[{i}].action.n", f"must be <= fanout.n_max ({fanout.n_max})")
-            if t.action.scorer is not None and t.action.scorer not in scorers:
-                problems.add(f"tasks[{i}].action.scorer", f"unknown scorer '{t.action.scorer}'")
-    if classifier.fallback_task not in task_names:
+    _check_tasks(tasks, prompts, scorers, fanout.n_max, problems)
+    if tasks and classifier.fallback_task not in [t.name for t in tasks]:
         problems.add("classifier.fallback_task", f"unknown task '{classifier.fallback_task}'")
     if problems:
         raise ConfigError(problems.lines, source)
@@ -538,6 +601,33 @@ def parse_config(data: Any, base_dir: Path | None = None, source: str = "config"
         scorers=scorers, fanout=fanout, classifier=classifier, policies=policies,
         cost_unit_usd=cost_unit_usd,
     )
+
+
+def _check_tasks(tasks: tuple[TaskConfig, ...], prompts: Mapping[str, PromptConfig],
+                 scorers: Mapping[str, Any], n_max: int, problems: Problems) -> None:
+    """Each task's extractor, scorer and ``action`` against the rest of the config; an action
+    follows the rules a policy's action for the task does (:mod:`proxy.policy.load`)."""
+    for i, t in enumerate(tasks):
+        if t.aggregator == "majority" and t.extractor is None:
+            problems.add(f"tasks[{i}].extractor", "required for the majority aggregator")
+        if t.extractor == "regex" and t.answer_regex is None:
+            problems.add(f"tasks[{i}].answer_regex", "required for the regex extractor")
+        if t.scorer is not None and t.scorer not in scorers:
+            problems.add(f"tasks[{i}].scorer", f"unknown scorer '{t.scorer}'")
+        a, at = t.action, f"tasks[{i}].action"
+        if a is None:
+            continue
+        if prompts and a.prompt and a.prompt not in prompts:
+            problems.add(f"{at}.prompt", f"unknown prompt '{a.prompt}'")
+        if a.n > n_max:
+            problems.add(f"{at}.n", f"must be <= fanout.n_max ({n_max})")
+        if a.scorer is not None and a.scorer not in scorers:
+            problems.add(f"{at}.scorer", f"unknown scorer '{a.scorer}'")
+        if a.aggregator == "majority" and t.extractor is None and t.aggregator != "majority":
+            problems.add(f"{at}.aggregator", f"majority needs an answer extractor; task '{t.name}' has none")
+        if a.aggregator == "best_of_n" and t.aggregator == "majority":
+            problems.add(f"{at}.aggregator", f"task '{t.name}' is aggregated by majority; "
+                                             "a best_of_n action is not allowed")
 
 
 def _unique(values: list[str], section: str, key: str, problems: Problems) -> None:

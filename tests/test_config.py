@@ -108,6 +108,113 @@ def test_shipped_config_loads_frozen(tmp_path: Path) -> None:
     assert "Traceback" not in str(info.value)
 
 
+def _scorer(**item: Any) -> Callable[[Doc], None]:
+    return _set("scorers.builtin.0", item)
+
+
+def _action(task: int, action: Any) -> Callable[[Doc], None]:
+    return _set(f"tasks.{task}.action", action)
+
+
+# (mutation, the one problem it must give: key path and reason)
+EXACT: list[tuple[str, Callable[[Doc], None], str]] = [
+    ("target_tokens not a number", _scorer(objective="brevity", kind="length", target_tokens="x"),
+     "scorers.builtin[0].target_tokens: must be an integer"),
+    ("negative target_tokens", _scorer(objective="brevity", kind="length", target_tokens=-5),
+     "scorers.builtin[0].target_tokens: must be >= 1"),
+    ("keywords not strings", _scorer(objective="brevity", kind="keywords", keywords=[1]),
+     "scorers.builtin[0].keywords[0]: must be a non-empty string"),
+    ("keywords empty", _scorer(objective="brevity", kind="keywords", keywords=[]),
+     "scorers.builtin[0].keywords: must list at least one keyword"),
+    ("regex pattern a number", _scorer(objective="brevity", kind="regex", pattern=5),
+     "scorers.builtin[0].pattern: must be a non-empty string"),
+    ("negative judge timeout", _scorer(objective="brevity", kind="judge", model="sim-1", timeout_s=-1),
+     "scorers.builtin[0].timeout_s: must be >= 0.001"),
+    ("http timeout not a number", _scorer(objective="brevity", kind="http", url="http://x", timeout_s="a"),
+     "scorers.builtin[0].timeout_s: must be a number"),
+    ("rubric a list", _scorer(objective="brevity", kind="judge", model="sim-1", rubric=[1]),
+     "scorers.builtin[0].rubric: must be a string"),
+    ("rubric without the response", _scorer(objective="brevity", kind="judge", model="sim-1", rubric="Rate."),
+     "scorers.builtin[0].rubric: must contain {response} (also available: {objective}, {prompt})"),
+    ("scorer without kind", _scorer(objective="brevity", target_tokens=3),
+     "scorers.builtin[0].kind: required"),
+    ("scorer for cost", _scorer(objective="cost", kind="length"),
+     "scorers.builtin[0].objective: 'cost' is measured, not scored (known: accuracy, helpfulness, brevity)"),
+    ("two scorers for one objective", _scorer(objective="helpfulness", kind="length"),
+     "scorers.builtin[1].objective: duplicate objective 'helpfulness' (also scorers.builtin[0])"),
+    ("scorer with no items", _set("scorers.builtin", []),
+     "scorers.builtin: must list at least one objective scorer"),
+    ("majority action without extractor", _action(3, {"prompt": "plain", "aggregator": "majority", "n": 3}),
+     "tasks[3].action.aggregator: majority needs an answer extractor; task 'general' has none"),
+    ("best_of_n action on a majority task", _action(0, {"prompt": "cot", "aggregator": "best_of_n"}),
+     "tasks[0].action.aggregator: task 'math' is aggregated by majority; a best_of_n action is not allowed"),
+    ("empty action", _action(0, {}), "tasks[0].action.prompt: required"),
+    ("key in place of key_env", _set("auth", {"keys": [{"key_env": "sk-123"}]}),
+     "auth.keys[0].key_env: must be the NAME of an environment variable (e.g. OPENAI_API_KEY), "
+     "never the key itself"),
+    ("key in place of admin_key_env", _set("auth", {"admin_key_env": "sk-123"}),
+     "auth.admin_key_env: must be the NAME of an environment variable (e.g. OPENAI_API_KEY), "
+     "never the key itself"),
+    ("dataset missing", _set("tasks.0.dataset", "proxy/data/tasks/nope.jsonl"),
+     f"tasks[0].dataset: file not found: {REPO / 'proxy/data/tasks/nope.jsonl'}"),
+    ("dataset a folder", _set("tasks.0.dataset", "proxy/data/tasks"),
+     f"tasks[0].dataset: {REPO / 'proxy/data/tasks'} is a folder, not a file"),
+    ("duplicate objective", _set("objectives", ["accuracy", "helpfulness", "brevity", "accuracy"]),
+     "objectives[3]: duplicate 'accuracy'"),
+    ("no tasks", _set("tasks", []), "tasks: at least one task is required"),
+]
+
+
+@pytest.mark.parametrize(("mutate", "line"), [(m, k) for _, m, k in EXACT],
+                         ids=[name for name, _, _ in EXACT])
+def test_broken_config_gives_one_clear_problem(mutate: Callable[[Doc], None], line: str) -> None:
+    doc = _doc()
+    mutate(doc)
+    with pytest.raises(ConfigError) as info:
+        parse_config(doc, base_dir=REPO)
+    assert info.value.problems == [line]
+
+
+def test_empty_rewrite_reports_its_required_keys() -> None:
+    doc = _doc()
+    doc["prompts"][0]["rewrite"] = {}
+    with pytest.raises(ConfigError) as info:
+        parse_config(doc, base_dir=REPO)
+    assert info.value.problems == ["prompts[0].rewrite.meta_prompt: required",
+                                   "prompts[0].rewrite.model: required"]
+
+
+def test_scorer_params_are_typed_and_task_action_defaults_to_the_task_aggregator() -> None:
+    doc = _doc()
+    doc["scorers"]["judge"][0].update(rubric="Rate {response}", timeout_s=5)
+    doc["tasks"][3]["action"] = {"prompt": "brief", "n": 4}
+    config = parse_config(doc, base_dir=REPO)
+    assert dict(config.scorers["builtin"][1].params) == {"keywords": ("because", "for example", "first")}
+    assert dict(config.scorers["judge"][0].params) == {"model": "sim-1", "rubric": "Rate {response}",
+                                                       "timeout_s": 5.0}
+    assert config.task("general").action.aggregator == "best_of_n"  # type: ignore[union-attr]
+
+
+def test_cost_in_objectives_is_reported_once_without_listing_cost_twice() -> None:
+    doc = _doc()
+    doc["objectives"] = ["accuracy", "cost"]
+    doc["profiles"] = {"balanced": {"accuracy": 1.0, "speed": 1.0}}
+    doc["scorers"] = {name: [{"objective": "accuracy", "kind": "json"}] for name in doc["scorers"]}
+    with pytest.raises(ConfigError) as info:
+        parse_config(doc, base_dir=REPO)
+    assert info.value.problems == ["objectives[1]: 'cost' is always an objective; do not list it",
+                                   "profiles.balanced.speed: unknown objective (known: accuracy, cost)"]
+
+
+def test_empty_config_reports_only_the_missing_sections(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.problems == ["models: required", "profiles: required", "default_profile: required",
+                                   "tasks: required", "prompts: required"]
+
+
 def _bomb(levels: int = 7) -> str:
     lines = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
     lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, levels + 1)]
