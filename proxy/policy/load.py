@@ -1,14 +1,16 @@
 """Parse and validate a policy file against the config; every problem comes with its key path.
 
 Checked: the YAML itself (one-line syntax errors; no recursive aliases, alias bombs or nesting
-over 100 levels, see :func:`proxy.config.parse_yaml`); supported ``schema``; required keys and no unknown ones; prompt ids exist in the config's
-prompt library or are defined inline (inline ones follow the config's prompt rules and may not
-redefine a library prompt differently); every prompt an action or estimate uses is one of the
-policy's candidates; tasks exist in the config; aggregators are known and ``majority`` is only used
-for tasks with an answer extractor; scorers exist; ``1 <= n <= fanout.n_max``; weights are over
-the config's objectives plus ``cost``; all numbers are finite; a context's action is one of its
-estimated arms; no duplicate contexts or arms; the ``fallback`` action is present; classifier
-artefacts exist.
+over 100 levels, see :func:`proxy.config.parse_yaml`); supported ``schema``; required keys and no
+unknown ones; prompt ids exist in the config's prompt library or are defined inline (inline ones
+follow the config's prompt rules and may not redefine a library prompt differently); every prompt
+an action or estimate uses is one of the policy's candidates; tasks exist in the config;
+aggregators are known, ``majority`` is only used for tasks with an answer extractor and
+``best_of_n`` not for tasks the config aggregates by majority; scorers exist;
+``1 <= n <= fanout.n_max``; weights are over the config's objectives plus ``cost``; all numbers
+are finite and objective means are in ``[0, 1]`` (the scorers' scale); provenance parameters do
+not contain themselves; a context's action is one of its estimated arms; no duplicate contexts or
+arms; the ``fallback`` action is present; classifier artefacts are existing ``.npz`` files.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import math
+import zipfile
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -71,14 +74,20 @@ def _text(r: Reader, key: str, *, required: bool = False) -> str | None:
     return value
 
 
-def _check_finite(value: Any, path: str, problems: Problems) -> Any:
-    """Freeze a provenance parameter (lists -> tuples) and reject non-finite numbers."""
+def _check_finite(value: Any, path: str, problems: Problems, _open: frozenset[int] = frozenset()) -> Any:
+    """Freeze a provenance parameter (lists -> tuples) and reject non-finite numbers and
+    structures that contain themselves (``_open``: the containers on the path so far)."""
+    if isinstance(value, (list, Mapping)):
+        if id(value) in _open:
+            problems.add(path, "refers to itself (a recursive structure)")
+            return None
+        _open = _open | {id(value)}
     if isinstance(value, float) and not math.isfinite(value):
         problems.add(path, "must be a finite number")
     elif isinstance(value, list):
-        return tuple(_check_finite(v, f"{path}[{i}]", problems) for i, v in enumerate(value))
+        return tuple(_check_finite(v, f"{path}[{i}]", problems, _open) for i, v in enumerate(value))
     elif isinstance(value, Mapping):
-        return MappingProxyType({str(k): _check_finite(v, f"{path}.{k}", problems)
+        return MappingProxyType({str(k): _check_finite(v, f"{path}.{k}", problems, _open)
                                  for k, v in value.items()})
     elif value is not None and not isinstance(value, (str, int, float, bool)):
         problems.add(path, "must be a string, number, boolean, list or mapping")
@@ -97,7 +106,7 @@ def _provenance(r: Reader) -> Provenance:
         seed = None
     prov = Provenance(
         algorithm=r.str("algorithm", required=True),
-        params=_check_finite(dict(params), _kp(r, "params"), r.problems),
+        params=_check_finite(params, _kp(r, "params"), r.problems),
         budget=budget,
         datasets=tuple(r.str_list("datasets")),
         upstream_model=r.opt_str("upstream_model"),
@@ -168,6 +177,9 @@ def _action(r: Reader, ctx: _Ctx, task: str | None, *, candidate: bool) -> Actio
     scorer = r.opt_str("scorer")
     if scorer is not None and scorer not in ctx.config.scorers:
         r.problem("scorer", f"unknown scorer '{scorer}'")
+    if aggregator == "best_of_n" and task in ctx.tasks and ctx.tasks[task].aggregator == "majority":
+        r.problem("aggregator", f"task '{task}' is aggregated by majority in the config; "
+                                "a best_of_n arm is not allowed")
     if aggregator == "majority":
         if task is not None and task in ctx.tasks and ctx.tasks[task].extractor is None:
             r.problem("aggregator", f"majority needs an answer extractor; task '{task}' has none")
@@ -207,7 +219,7 @@ def _estimate(r: Reader, ctx: _Ctx, task: str) -> ArmEstimate:
             mr.problem(str(key), f"unknown objective (known: {', '.join(objectives)}; "
                                  "cost goes in the estimate's 'cost')")
         else:
-            means[str(key)] = mr.float(str(key), 0.0, required=True)
+            means[str(key)] = mr.float(str(key), 0.0, lo=0.0, hi=1.0, required=True)
     ci: dict[str, Interval] = {}
     for key, raw in r.mapping("ci").items():
         path = f"{_kp(r, 'ci')}.{key}"
@@ -266,6 +278,10 @@ def _classifiers(root: Reader, ctx: _Ctx) -> dict[str, Path]:
             cr.problem(str(task), "must be the path of the classifier artefact")
         elif not path.exists():
             cr.problem(str(task), f"file not found: {path}")
+        elif path.is_dir():
+            cr.problem(str(task), f"{path} is a folder, not an .npz classifier file")
+        elif not path.is_file() or not zipfile.is_zipfile(path):  # (never open a FIFO)
+            cr.problem(str(task), f"{path} is not an .npz classifier file")
         else:
             out[str(task)] = path.resolve()
     return out

@@ -41,6 +41,14 @@ def _set(path: str, value: Any) -> Callable[[Doc], None]:
 _DEL = object()
 
 
+_MEAN = "contexts.0.estimates.0.means.accuracy"
+
+
+def _self_param(doc: Doc) -> None:
+    params = doc["provenance"]["params"]
+    params["me"] = params  # what parse_policy gets from code, not from YAML (aliases are checked there)
+
+
 def _dup_context(doc: Doc) -> None:
     doc["contexts"].append(dict(doc["contexts"][0]))
 
@@ -86,6 +94,15 @@ CASES: list[tuple[str, Callable[[Doc], None], str]] = [
     ("fallback n above n_max", _set("fallback.n", 100), "fallback.n"),
     ("classifier artefact missing", _set("classifiers", {"math": "no/such/file.json"}), "classifiers.math"),
     ("no contexts", _set("contexts", _DEL), "contexts"),
+    ("classifier artefact a folder", _set("classifiers", {"math": "policies"}), "classifiers.math"),
+    ("classifier artefact not npz", _set("classifiers", {"math": "config.yaml"}), "classifiers.math"),
+    ("mean above 1", _set(_MEAN, 5), "contexts[0].estimates[0].means.accuracy"),
+    ("mean below 0", _set(_MEAN, -5), "contexts[0].estimates[0].means.accuracy"),
+    ("best_of_n estimate in a majority task", _set("contexts.0.estimates.1.aggregator", "best_of_n"),
+     "contexts[0].estimates[1].aggregator"),
+    ("best_of_n action in a majority task", _set("contexts.0.action.aggregator", "best_of_n"),
+     "contexts[0].action.aggregator"),
+    ("recursive provenance param", _self_param, "provenance.params.me"),
 ]
 
 
@@ -105,6 +122,34 @@ def test_problem_reasons_are_specific(repo_config: Config) -> None:
     with pytest.raises(PolicyError) as info:
         parse_policy(doc, repo_config)
     assert "contexts[0].action.n: must be <= 32" in info.value.problems
+
+
+@pytest.mark.parametrize(("mutate", "line"), [
+    (_set("classifiers", {"math": "policies"}),
+     f"classifiers.math: {REPO / 'policies'} is a folder, not an .npz classifier file"),
+    (_set("classifiers", {"math": "config.yaml"}),
+     f"classifiers.math: {REPO / 'config.yaml'} is not an .npz classifier file"),
+    (_set(_MEAN, 5), "contexts[0].estimates[0].means.accuracy: must be <= 1.0"),
+    (_set(_MEAN, -5), "contexts[0].estimates[0].means.accuracy: must be >= 0.0"),
+    (_set("contexts.0.estimates.1.aggregator", "best_of_n"),
+     "contexts[0].estimates[1].aggregator: task 'math' is aggregated by majority in the config; "
+     "a best_of_n arm is not allowed"),
+    (_self_param, "provenance.params.me: refers to itself (a recursive structure)"),
+], ids=["folder", "not-npz", "mean>1", "mean<0", "best_of_n-in-majority", "recursive"])
+def test_new_checks_name_key_and_reason(repo_config: Config, mutate: Callable[[Doc], None],
+                                        line: str) -> None:
+    doc = base_policy()
+    mutate(doc)
+    with pytest.raises(PolicyError) as info:
+        parse_policy(doc, repo_config, base_dir=REPO)
+    assert info.value.problems == [line]
+
+
+def test_npz_classifier_artefact_accepted(repo_config: Config) -> None:
+    doc = base_policy()
+    doc["classifiers"] = {"math": "policies/classifier.npz"}
+    policy = parse_policy(doc, repo_config, base_dir=REPO)
+    assert policy.classifiers["math"] == REPO / "policies" / "classifier.npz"
 
 
 def test_all_problems_reported_at_once(repo_config: Config) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from proxy.config import Config
@@ -27,9 +28,9 @@ def test_round_trip_default(repo_config: Config, tmp_path: Path) -> None:
 
 def test_round_trip_inline_prompts_classifiers_and_ci(repo_config: Config, tmp_path: Path) -> None:
     (tmp_path / "clf").mkdir()
-    (tmp_path / "clf" / "math.json").write_text("{}")
+    np.savez(tmp_path / "clf" / "math.npz", labels=np.array(["math"]))
     doc = base_policy()
-    doc["classifiers"] = {"math": "clf/math.json"}
+    doc["classifiers"] = {"math": "clf/math.npz"}
     doc["prompts"][2] = {"id": "short", "system": "Be kind.", "suffix": "\n\nShort.",
                          "examples": [{"input": "1+1?", "output": "2"}]}
     src = tmp_path / "p.yaml"
@@ -39,7 +40,7 @@ def test_round_trip_inline_prompts_classifiers_and_ci(repo_config: Config, tmp_p
     dest = write_policy(policy, dest_dir / "p.yaml")
     again = load_policy(dest, repo_config)
     assert _strip(again) == _strip(policy)
-    assert again.classifiers["math"] == (tmp_path / "clf" / "math.json").resolve()
+    assert again.classifiers["math"] == (tmp_path / "clf" / "math.npz").resolve()
     assert again.inline_prompts["short"].examples == (("1+1?", "2"),)
     assert again.contexts[0].estimates[0].ci["accuracy"].low == 0.7
 
