@@ -2,9 +2,10 @@
 
 A reload reads every configured file, validates them all and combines them; only then is the
 ``current`` reference swapped (one assignment, so readers see the old set or the new one, never a
-mix). On any problem the old set stays, the reason is logged and
-``iapo_policy_reload_total{result="error"}`` counts it. ``iapo_policy_info{id,version}`` is 1 for
-each loaded policy (labels of replaced ones are removed).
+mix). On any problem the old set stays, the reason is logged (one error line) and
+``iapo_policy_reload_total{result="error"}`` counts it; an unexpected exception while validating a
+candidate is such a problem too, never a traceback (that is logged at debug level).
+``iapo_policy_info{id,version}`` is 1 for each loaded policy (labels of replaced ones are removed).
 
 The watcher polls every ``interval_s``: it stats each file (inode, size, mtime, ctime) and acts
 only once a change has been *stable for one poll* (same stat on two consecutive ticks), so a file
@@ -138,7 +139,7 @@ class PolicyStore:
         """Load every file at start-up; raises :class:`PolicyError` (nothing is counted)."""
         sig = _stat(self.paths)
         files = read_files(self.paths)
-        new = parse_policy_files(files, self.config)
+        new = self._parse(files)
         self._commit(new, sig, _hashes(files), "initial", count=False)
         return new
 
@@ -152,10 +153,24 @@ class PolicyStore:
         async with self._lock:
             return await asyncio.to_thread(self.reload, trigger)
 
+    def _parse(self, files: Sequence[tuple[Path, bytes | None]]) -> PolicySet:
+        """:func:`parse_policy_files`, with any unexpected exception (a bug, a file that
+        defeats a check) turned into a :class:`PolicyError`, so a reload can only fail cleanly."""
+        try:
+            return parse_policy_files(files, self.config)
+        except PolicyError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever a candidate does, the old set stays
+            log.debug("policy files %s: unexpected error", [str(p) for p, _ in files], exc_info=True)
+            where = ", ".join(str(p) for p, _ in files) or "policies"
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+            raise PolicyError([f"{where}: <root>: cannot be loaded (unexpected {reason})"],
+                              "policies") from None
+
     def _apply(self, files: Sequence[tuple[Path, bytes | None]], sig: _Sig, trigger: str) -> ReloadResult:
         hashes = _hashes(files)
         try:
-            new = parse_policy_files(files, self.config)
+            new = self._parse(files)
         except PolicyError as exc:
             return self._fail(exc.problems, sig, hashes, trigger)
         return self._commit(new, sig, hashes, trigger, count=True)
@@ -258,4 +273,9 @@ class PolicyStore:
         log.info("policy: SIGHUP received, reloading")
         task = asyncio.get_running_loop().create_task(self.reload_async("sighup"))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._sighup_done)
+
+    def _sighup_done(self, task: asyncio.Task[ReloadResult]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:  # retrieved: no asyncio warning
+            log.error("policy sighup: reload failed: %s: %s", type(exc).__name__, exc)

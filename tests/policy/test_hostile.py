@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
 from proxy.config import Config
+from proxy.policy import store as store_module
 from proxy.policy.load import PolicyError, load_policy
 from proxy.policy.store import PolicyStore
 from proxy.policy.web import setup_policies
@@ -122,6 +123,25 @@ async def test_watcher_counts_hostile_file_once_and_keeps_old(
     errors = _errors(caplog)
     assert len(errors) == 1 and errors[0].exc_info is None  # one line, no traceback
     assert "keeping test@v1" in errors[0].getMessage()
+
+
+def test_unexpected_exception_is_a_failed_reload(store: PolicyStore, policy_path: Path,
+                                                 registry: CollectorRegistry, config: Config,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    def boom(*_: object) -> None:
+        raise RuntimeError("a bug\nover two lines")
+
+    monkeypatch.setattr(store_module, "parse_policy_files", boom)
+    policy_path.write_text(policy_text("v2"))
+    result = store.reload("admin")
+    line = f"{policy_path}: <root>: cannot be loaded (unexpected RuntimeError: a bug over two lines)"
+    assert not result.ok and result.problems == (line,)
+    assert _version(store) == "v1" and (_count(registry, "ok"), _count(registry, "error")) == (0, 1)
+    assert [r.exc_info for r in _errors(caplog)] == [None]
+    with pytest.raises(PolicyError) as info:  # at start-up: a clean refusal, as for a bad file
+        PolicyStore(config).load_initial()
+    assert info.value.problems == [line]
 
 
 async def test_sighup_with_hostile_file_is_a_counted_failure(
