@@ -83,7 +83,8 @@ def test_serve_refuses_an_invalid_policy_naming_the_key(tmp_path: Path) -> None:
     bad.write_text(re.sub(r"(action: \{prompt: [\w-]+, )n: \d+", r"\1n: 0",
                           (REPO / "policies/default.yaml").read_text(), count=1))
     config = tmp_path / "config.yaml"
-    config.write_text((REPO / "config.yaml").read_text().replace("policies/default.yaml", str(bad)))
+    config.write_text((REPO / "config.yaml").read_text().replace("policies/default.yaml", str(bad))
+                      .replace("dataset: proxy/", f"dataset: {REPO}/proxy/"))
     proc = subprocess.run([sys.executable, "-m", "proxy", "serve", "--config", str(config),
                            "--port", "0"], cwd=REPO, capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
