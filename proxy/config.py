@@ -2,9 +2,8 @@
 
 Every problem is reported with its key path (``models[1].api_base: not a URL``); a file with any
 problem is rejected whole, so a bad file never replaces a good one. Relative paths in the file are
-resolved against the file's directory. The YAML itself is read by :func:`parse_yaml` (policy files
-too): a syntax error is one line with its line and column, and recursive aliases, alias bombs and
-nesting over 100 levels are refused before anything is built.
+resolved against the file's directory. The YAML itself is read by
+:func:`proxy.yamlio.parse_yaml` (policy files too).
 """
 
 from __future__ import annotations
@@ -18,9 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import yaml
-
 from proxy.validate import Problems, Reader
+from proxy.yamlio import YamlError, parse_yaml
 
 __all__ = [
     "AGGREGATORS",
@@ -41,12 +39,10 @@ __all__ = [
     "ServerConfig",
     "SimulatorConfig",
     "TaskConfig",
-    "YamlError",
     "load_config",
     "load_config_or_report",
     "parse_config",
     "parse_weights",
-    "parse_yaml",
 ]
 
 COST = "cost"
@@ -636,103 +632,6 @@ def _unique(values: list[str], section: str, key: str, problems: Problems) -> No
         if value in seen:
             problems.add(f"{section}[{i}].{key}", f"duplicate '{value}'")
         seen.add(value)
-
-
-# -- reading YAML (config and policy files) ------------------------------------------------------
-_MAX_DEPTH = 100  # nesting levels a file may use (aliases expanded)
-_MAX_ALIAS_NODES = 100_000  # nodes that aliases may add when expanded ("billion laughs")
-
-
-class YamlError(ValueError):
-    """YAML text that cannot be used; ``problem`` is one ``key.path: reason`` line."""
-
-    def __init__(self, problem: str) -> None:
-        self.problem = problem
-        super().__init__(problem)
-
-
-class _Loader(yaml.SafeLoader):
-    """``SafeLoader`` that reports a value it cannot build (``2026-13-45``, a 5000-digit
-    integer) as a YAML error at that value instead of a bare ``ValueError``."""
-
-    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
-        try:
-            return super().construct_object(node, deep)
-        except (ValueError, OverflowError) as exc:
-            raise yaml.constructor.ConstructorError(None, None, f"cannot read this value ({exc})",
-                                                    node.start_mark) from None
-
-
-def _mark(mark: Any) -> str:
-    return f"line {mark.line + 1}, column {mark.column + 1}"
-
-
-def _syntax(exc: yaml.MarkedYAMLError) -> str:
-    """One line: where, what, and the construct it happened in."""
-    what = " ".join(str(exc.problem or exc.context or "syntax error").split())
-    text = f"at {_mark(exc.problem_mark)}: {what}" if exc.problem_mark else what
-    if exc.problem and exc.context and exc.context_mark is not None:
-        text += f" ({exc.context} at {_mark(exc.context_mark)})"
-    return text
-
-
-def _check_nodes(root: yaml.Node) -> None:
-    """Refuse a node graph, before anything is built from it, that holds an alias to a node
-    containing that alias, nests more than :data:`_MAX_DEPTH` levels or whose aliases add more
-    than :data:`_MAX_ALIAS_NODES` nodes once expanded. An alias shares its anchor's node, so
-    each distinct node is visited once: a billion-laughs file costs no more than its text."""
-    done: dict[int, tuple[int, int]] = {}  # id(node) -> (size, height) with aliases expanded
-    open_: set[int] = set()  # the nodes on the current path
-
-    def visit(node: yaml.Node, path: str) -> tuple[int, int]:
-        key = id(node)
-        if key in open_:
-            raise YamlError(f"{path or '<root>'}: refers to itself (a recursive YAML alias)")
-        if key not in done:
-            open_.add(key)
-            children: list[tuple[yaml.Node, str]] = []
-            if isinstance(node, yaml.SequenceNode):
-                children = [(child, f"{path}[{i}]") for i, child in enumerate(node.value)]
-            elif isinstance(node, yaml.MappingNode):
-                for k, v in node.value:
-                    sub = str(k.value) if isinstance(k, yaml.ScalarNode) else "?"
-                    sub = f"{path}.{sub}" if path else sub
-                    children += [(k, sub), (v, sub)]
-            size, height = 1, 1
-            for child, sub in children:
-                child_size, child_height = visit(child, sub)
-                size, height = size + child_size, max(height, child_height + 1)
-            open_.discard(key)
-            done[key] = size, height
-        return done[key]
-
-    size, height = visit(root, "")
-    if height > _MAX_DEPTH:
-        raise YamlError(f"<root>: nested too deeply (more than {_MAX_DEPTH} levels)")
-    if size - len(done) > _MAX_ALIAS_NODES:
-        raise YamlError(f"<root>: YAML aliases expand too far (more than {_MAX_ALIAS_NODES} "
-                        "extra nodes; write the values out instead)")
-
-
-def parse_yaml(text: str) -> Any:
-    """``yaml.safe_load`` for files from outside: a syntax error is one line with its line and
-    column; deep nesting, recursive aliases and alias bombs are refused (see
-    :func:`_check_nodes`). Raises :class:`YamlError`."""
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        _check_nodes(node)
-        return loader.construct_document(node)
-    except yaml.MarkedYAMLError as exc:
-        raise YamlError(f"<root>: not valid YAML {_syntax(exc)}") from None
-    except yaml.YAMLError as exc:
-        raise YamlError(f"<root>: not valid YAML ({' '.join(str(exc).split())})") from None
-    except RecursionError:  # PyYAML's composer recurses once per level
-        raise YamlError(f"<root>: nested too deeply (more than {_MAX_DEPTH} levels)") from None
-    finally:
-        loader.dispose()
 
 
 def load_config(path: str | Path) -> Config:

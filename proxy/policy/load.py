@@ -1,7 +1,7 @@
 """Parse and validate a policy file against the config; every problem comes with its key path.
 
 Checked: the YAML itself (one-line syntax errors; no recursive aliases, alias bombs or nesting
-over 100 levels, see :func:`proxy.config.parse_yaml`); supported ``schema``; required keys and no
+over 100 levels, see :func:`proxy.yamlio.parse_yaml`); supported ``schema``; required keys and no
 unknown ones; prompt ids exist in the config's prompt library or are defined inline (inline ones
 follow the config's prompt rules and may not redefine a library prompt differently); every prompt
 an action or estimate uses is one of the policy's candidates; tasks exist in the config;
@@ -25,13 +25,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from proxy.config import (
-    AGGREGATORS, COST, Action, Config, PromptConfig, YamlError, _prompt, parse_weights, parse_yaml,
-)
+from proxy.config import AGGREGATORS, COST, Action, Config, PromptConfig, _prompt, parse_weights
 from proxy.policy.schema import (
     SUPPORTED_SCHEMAS, UTILITY, ArmEstimate, Budget, Context, Interval, Policy, Provenance, arm_key,
 )
 from proxy.validate import Problems, Reader
+from proxy.yamlio import YamlError, parse_yaml
 
 __all__ = ["PolicyError", "load_policy", "parse_policy", "parse_policy_bytes"]
 
