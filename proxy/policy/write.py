@@ -112,8 +112,12 @@ def dump_policy(policy: Policy, base_dir: Path | None = None, header: str | None
 
 
 def write_policy(policy: Policy, path: str | Path, header: str | None = None) -> Path:
-    """Write ``policy`` to ``path`` atomically (temp file + fsync + rename); returns the path."""
+    """Write ``policy`` to ``path`` atomically (temp file + fsync + rename); returns the path.
+    Refuses (``FileExistsError``) a ``path`` that exists and is not a regular file: the rename
+    would replace a folder's entry or, as root, a device such as ``/dev/null``."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise FileExistsError(f"{path} exists and is not a regular file")
     path.parent.mkdir(parents=True, exist_ok=True)
     text = dump_policy(policy, path.resolve().parent, header)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

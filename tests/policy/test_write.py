@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
 from proxy.config import Config
@@ -53,3 +55,14 @@ def test_write_is_atomic_and_leaves_no_temp_files(repo_config: Config, tmp_path:
     assert [p.name for p in tmp_path.iterdir()] == ["p.yaml"]
     assert load_policy(target, repo_config).version == "v1"
     assert "version: v1" in dump_policy(policy)
+
+
+def test_write_refuses_a_target_that_is_not_a_regular_file(repo_config: Config, tmp_path: Path) -> None:
+    policy = parse_policy(base_policy(), repo_config)
+    fifo = tmp_path / "fifo"  # stands for /dev/null, which os.replace would replace as root
+    os.mkfifo(fifo)
+    (tmp_path / "dir").mkdir()
+    for target in (fifo, tmp_path / "dir"):
+        with pytest.raises(FileExistsError, match="not a regular file"):
+            write_policy(policy, target)
+    assert fifo.is_fifo() and sorted(p.name for p in tmp_path.iterdir()) == ["dir", "fifo"]
