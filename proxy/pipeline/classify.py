@@ -36,7 +36,7 @@ import numpy as np
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from proxy.config import Config
-from proxy.errors import InvalidRequest
+from proxy.errors import InvalidRequest, shown
 
 __all__ = ["DIM", "TaskClassifier", "TaskDecision", "classifier_path", "features", "fit_model",
            "last_user_text", "train_classifier", "training_examples"]
@@ -282,8 +282,8 @@ class TaskClassifier:
         if explicit is not None:
             if explicit not in self.tasks:
                 param = "iapo.task" if source == "explicit:body" else "x-iapo-task"
-                raise InvalidRequest(f"unknown task {explicit!r} (known: {', '.join(self.tasks)})",
-                                     param=param)
+                known = ", ".join(self.tasks)
+                raise InvalidRequest(f"unknown task {shown(explicit)} (known: {known})", param=param)
             return TaskDecision(explicit, source, 1.0)
         text = last_user_text(messages)
         for task, i, rule in self.rules:
