@@ -6,6 +6,10 @@ Order: (1) ``iapo.task`` in the body or the ``x-iapo-task`` header (an unknown t
 probability must reach ``classifier.min_confidence``; else (4) ``classifier.fallback_task``
 (source ``fallback``).
 
+A saved model or a training file that cannot be used raises :class:`proxy.config.ConfigError`
+naming the config key (``classifier.path``, ``tasks[i].dataset``), the file (and line) and what is
+wrong.
+
 Features (:func:`features`): lower-cased text with digits mapped to ``0``; word unigrams and
 bigrams, character trigrams of each word with boundary marks, and a few structural flags
 (three or more option letters ``A)``/``(B)``/``c.``, how many numbers, arithmetic signs,
@@ -24,6 +28,7 @@ import functools
 import json
 import math
 import re
+import zipfile
 import zlib
 from collections import Counter
 from itertools import chain
@@ -35,7 +40,7 @@ from typing import Any
 import numpy as np
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from proxy.config import Config
+from proxy.config import Config, ConfigError
 from proxy.errors import InvalidRequest, shown
 
 __all__ = ["DIM", "TaskClassifier", "TaskDecision", "classifier_path", "features", "fit_model",
@@ -49,6 +54,8 @@ _OPTION = re.compile(r"(?:^|[\s(])([a-h])[).:](?=\s)", re.M)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _ARITH = re.compile(r"\d\s*[-+*/×x÷^]\s*\d|[=%$]")
 _SENTENCE = re.compile(r"[.!?](?:\s|$)")
+# what np.load and reading its members raise for a file that is not a saved classifier
+_NOT_NPZ = (ValueError, EOFError, zipfile.BadZipFile, zlib.error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,21 +162,65 @@ def fit_model(examples: Sequence[tuple[str, str]], labels: Sequence[str], *, epo
     return W, b
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+def _jsonl(path: Path, key: str) -> list[tuple[str, dict[str, Any]]]:
+    """``(FILE:LINE, object)`` for each non-blank line of a JSONL file; a file that cannot be
+    read or a line that is not a JSON object raises :class:`ConfigError` (``key: FILE:LINE:
+    reason``, ``key`` being the config key that names the file, or empty)."""
+    where = f"{key}: {path}" if key else str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{where}: cannot read file ({exc.strerror or exc})"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{where}: not UTF-8 text"]) from None
+    rows: list[tuple[str, dict[str, Any]]] = []
+    for no, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError([f"{where}:{no}: not valid JSON ({exc.msg})"]) from None
+        except RecursionError:
+            raise ConfigError([f"{where}:{no}: not valid JSON (nested too deeply)"]) from None
+        if not isinstance(obj, dict):
+            raise ConfigError([f"{where}:{no}: must be a JSON object"])
+        rows.append((f"{where}:{no}", obj))
+    return rows
+
+
+def _field(obj: Mapping[str, Any], name: str, where: str) -> str:
+    value = obj.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError([f"{where}: '{name}' must be a non-empty string"])
+    return value
+
+
+def _train_inputs(path: Path, key: str) -> list[str]:
+    """The ``train`` inputs of a task set (``split`` absent or ``train``; the trainer's format)."""
+    out: list[str] = []
+    for where, obj in _jsonl(path, key):
+        text = _field(obj, "input", where)
+        split = obj.get("split", "train")
+        if split not in ("train", "test"):
+            raise ConfigError([f"{where}: 'split' must be 'train' or 'test' (got {shown(split)})"])
+        if split == "train":
+            out.append(text)
+    return out
 
 
 def training_examples(config: Config) -> list[tuple[str, str]]:
     """(text, task) pairs: each task set's ``train`` split plus the shipped extra examples."""
     names = {t.name for t in config.tasks}
     out: list[tuple[str, str]] = []
-    for task in config.tasks:
+    for i, task in enumerate(config.tasks):
         if task.dataset is not None and task.dataset.exists():
-            out += [(r["input"], task.name) for r in _read_jsonl(task.dataset)
-                    if r.get("split", "train") == "train"]
+            out += [(text, task.name) for text in _train_inputs(task.dataset, f"tasks[{i}].dataset")]
     for path in sorted(DATA_DIR.glob("*.jsonl")):
-        out += [(r["text"], r["task"]) for r in _read_jsonl(path) if r["task"] in names]
+        for where, obj in _jsonl(path, ""):
+            text, label = _field(obj, "text", where), _field(obj, "task", where)
+            if label in names:
+                out.append((text, label))
     return out
 
 
@@ -187,9 +238,46 @@ def train_classifier(config: Config, path: Path | None = None, *, seed: int = 0)
     path = path or classifier_path(config)
     labels = [t.name for t in config.tasks]
     W, b = fit_model(training_examples(config), labels, seed=seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, W=W, b=b, labels=np.array(labels), dim=np.array(DIM))
     return path
+
+
+def _npz_arrays(path: Path) -> dict[str, np.ndarray] | None:
+    """Every array of the ``.npz`` file at ``path``, or None when it is not one (``OSError``
+    when it cannot be read)."""
+    try:
+        with path.open("rb") as fh:  # np.load leaves a file it opened itself open when it fails
+            data = np.load(fh)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                return None
+            with data:
+                return {name: data[name] for name in data.files}
+    except _NOT_NPZ:
+        return None
+
+
+def _read_model(path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``W``, ``b`` and the labels saved by :func:`train_classifier`; raises ``ValueError``
+    with the reason when ``path`` holds something else."""
+    if path.is_dir():
+        raise ValueError("is a directory, not an .npz classifier file")
+    try:
+        arrays = _npz_arrays(path)
+    except OSError as exc:
+        raise ValueError(f"cannot read file ({exc.strerror or exc})") from None
+    if arrays is None:
+        raise ValueError("not an .npz classifier file")
+    missing = [name for name in ("W", "b", "labels") if name not in arrays]
+    if missing:
+        raise ValueError(f"not an .npz classifier file (no {', '.join(missing)})")
+    W, b, labels = arrays["W"], arrays["b"], arrays["labels"]
+    k = labels.size
+    if (W.shape != (DIM, k) or b.shape != (k,) or labels.shape != (k,) or not k
+            or labels.dtype.kind != "U" or W.dtype.kind != "f" or b.dtype.kind != "f"):
+        raise ValueError(f"not a classifier of this version (W {W.dtype}{list(W.shape)}, "
+                         f"b {b.dtype}{list(b.shape)}, labels {labels.dtype}{list(labels.shape)}; "
+                         f"expected {DIM} features)")
+    return W, b, [str(x) for x in labels]
 
 
 def last_user_text(messages: Sequence[Mapping[str, Any]]) -> str:
@@ -227,9 +315,15 @@ class TaskClassifier:
 
     @classmethod
     def load(cls, config: Config, path: Path | None = None) -> TaskClassifier:
-        """The saved model at ``path`` (default :func:`classifier_path`)."""
-        with np.load(path or classifier_path(config)) as data:
-            return cls(config, data["W"], data["b"], [str(x) for x in data["labels"]])
+        """The saved model at ``path`` (default :func:`classifier_path`); a file that is not one
+        raises :class:`ConfigError` naming ``classifier.path``, the file and what is wrong."""
+        path = path or classifier_path(config)
+        try:
+            W, b, labels = _read_model(path)
+        except ValueError as exc:
+            key = "classifier.path" + ("" if config.classifier.path is not None else " (default)")
+            raise ConfigError([f"{key}: {path}: {exc}"], str(config.source or "config")) from None
+        return cls(config, W, b, labels)
 
     @classmethod
     def from_config(cls, config: Config, *, seed: int = 0) -> TaskClassifier:

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from proxy.config import load_config_or_report
+    from proxy.config import ConfigError, load_config_or_report
     from proxy.pipeline.classify import (
         classifier_path,
         train_classifier,
@@ -36,6 +36,12 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix != ".npz":
         print(f"error: --out: {out} must end in .npz", file=sys.stderr)
         return 2
+    try:
+        n = len(training_examples(config))  # a bad task set fails here, before any file exists
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(f"error: {args.config}: {line}", file=sys.stderr)
+        return 2
     tmp = out.with_name(out.stem + ".tmp.npz")
     try:
         train_classifier(config, tmp, seed=args.seed)
@@ -44,6 +50,5 @@ def run(args: argparse.Namespace) -> int:
         tmp.unlink(missing_ok=True)
         print(f"error: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    n = len(training_examples(config))
     print(f"wrote {out} ({len(config.tasks)} tasks, {n} training examples, seed {args.seed})")
     return 0

@@ -1,7 +1,8 @@
 """``iapo serve``: run the proxy until SIGINT/SIGTERM.
 
-A bad config or policy file prints one ``error: FILE: key.path: reason`` line per problem and
-exits 2 (the proxy never starts on a policy it cannot use; later reloads keep the old one).
+A bad config, policy or classifier file (or a task set the classifier trains on) prints one
+``error: FILE: key.path: reason`` line per problem and exits 2 (the proxy never starts on a policy
+it cannot use; later reloads keep the old one). An address it cannot listen on exits 1.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ log = logging.getLogger("proxy.server")
 _GC_GEN0_THRESHOLD = 10_000
 
 
+class _ListenError(Exception):
+    """Binding ``host:port`` failed; the message is the reason."""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=Path("config.yaml"),
                         help="configuration file (default: ./config.yaml)")
@@ -38,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from proxy.config import load_config_or_report
+    from proxy.config import ConfigError, load_config_or_report
 
     config = load_config_or_report(args.config)
     if config is None:
@@ -57,8 +62,15 @@ def run(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"error: {exc.source}: {problem}", file=sys.stderr)
         return 2
-    except OSError as exc:
-        print(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+    except ConfigError as exc:  # the classifier file or a task set it trains on
+        for problem in exc.problems:
+            print(f"error: {args.config}: {problem}", file=sys.stderr)
+        return 2
+    except _ListenError as exc:
+        print(f"error: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # anything else the start-up could not read or open
+        print(f"error: cannot start: {exc}", file=sys.stderr)
         return 1
     return 0
 
@@ -94,11 +106,14 @@ async def _serve(config: Config, host: str, port: int) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     runner = web.AppRunner(create_app(config), handler_cancellation=True, access_log=None)
-    await runner.setup()
-    _tune_gc()
     try:
+        await runner.setup()  # inside the try: a failed start-up still stops what had started
+        _tune_gc()
         site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise _ListenError(exc.strerror or str(exc)) from None
         bound = runner.addresses[0][1] if runner.addresses else port
         log.info("listening on http://%s:%s", host, bound)
         await stop.wait()

@@ -1,0 +1,79 @@
+"""``iapo serve`` start-up errors: a bad classifier file or task set is named (exit 2), and only a
+real bind failure says "cannot listen" (exit 1). Run as a subprocess, as a user runs it."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _config(tmp_path: Path, **classifier: Any) -> Path:
+    """The repository's config with absolute paths and ``classifier`` keys set."""
+    data = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
+    for task in data["tasks"]:
+        if "dataset" in task:
+            task["dataset"] = str(REPO / task["dataset"])
+    data["policies"]["paths"] = [str(REPO / p) for p in data["policies"]["paths"]]
+    data["classifier"].update(classifier)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def _serve(config: Path, port: int = 0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "proxy", "serve", "--config", str(config),
+                           "--port", str(port)], capture_output=True, text=True, timeout=120,
+                          cwd=config.parent)
+
+
+def _errors(proc: subprocess.CompletedProcess[str]) -> list[str]:
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+
+
+def test_a_folder_as_classifier_path_is_named(tmp_path: Path) -> None:
+    folder = tmp_path / "models"
+    folder.mkdir()
+    config = _config(tmp_path, path=str(folder))
+    proc = _serve(config)
+    assert proc.returncode == 2
+    assert _errors(proc) == [f"error: {config}: classifier.path: {folder}: is a directory, "
+                             "not an .npz classifier file"]
+
+
+def test_a_file_that_is_not_an_npz_is_named(tmp_path: Path) -> None:
+    config = _config(tmp_path, path="config.yaml")
+    proc = _serve(config)
+    assert proc.returncode == 2
+    assert _errors(proc) == [f"error: {config}: classifier.path: {config}: not an .npz classifier file"]
+
+
+def test_a_bad_task_set_line_is_named_when_the_classifier_must_train(tmp_path: Path) -> None:
+    bad = tmp_path / "math.jsonl"
+    bad.write_text('{"input": "What is 2 + 2?"}\n{"input": "x", broken\n', encoding="utf-8")
+    config = _config(tmp_path, path=str(tmp_path / "missing.npz"))
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data["tasks"][0]["dataset"] = str(bad)
+    config.write_text(yaml.safe_dump(data), encoding="utf-8")
+    proc = _serve(config)
+    assert proc.returncode == 2
+    [line] = _errors(proc)
+    assert line.startswith(f"error: {config}: tasks[0].dataset: {bad}:2: not valid JSON (")
+
+
+def test_only_a_bind_failure_says_cannot_listen(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = _serve(_config(tmp_path), port)
+    assert proc.returncode == 1
+    [line] = _errors(proc)
+    assert line.startswith(f"error: cannot listen on 127.0.0.1:{port}: ")
