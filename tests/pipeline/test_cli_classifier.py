@@ -1,5 +1,5 @@
-"""``iapo classifier`` on bad input: a bad task set line is a clear error (exit 2) and nothing is
-written."""
+"""``iapo classifier`` on bad input: a bad task set line or a missing output folder is a clear
+error (exit 2) and nothing is written; the temporary file is unique to the run."""
 
 from __future__ import annotations
 
@@ -38,3 +38,23 @@ def test_a_bad_task_set_line_is_named_and_nothing_is_written(tmp_path: Path,
     err = capsys.readouterr().err
     assert err == f"error: {config}: tasks[0].dataset: {bad}:3: 'input' must be a non-empty string\n"
     assert not any(out.parent.iterdir())
+
+
+def test_a_missing_output_folder_is_rejected_not_created(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "no" / "such" / "c.npz"
+    assert main(["classifier", "--config", str(_config(tmp_path)), "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (f"error: cannot write --out {out}: "
+                                       f"folder {out.parent} does not exist\n")
+    assert not (tmp_path / "no").exists()
+
+
+def test_the_temporary_file_is_unique_to_the_run(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "c.npz"
+    other = tmp_path / "c.tmp.npz"  # what a concurrent run with the old fixed name is writing
+    other.write_bytes(b"another run's half-written file")
+    assert main(["classifier", "--config", str(_config(tmp_path)), "--out", str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    assert other.read_bytes() == b"another run's half-written file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npz", "c.tmp.npz", "config.yaml"]
