@@ -2,7 +2,12 @@
 
 Columns: task, profile, weights, prompt, N, aggregator, estimated utility of the action under the
 context's weights, its margin over the runner-up arm, and the action's observations. With
-``--weights accuracy=1,cost=0.5`` it also prints what the proxy would choose for those weights.
+``--weights accuracy=1,cost=0.5`` it also prints what the proxy would choose for those weights
+(checked as the proxy checks ``x-iapo-weights``: known objectives, finite numbers >= 0, not all
+zero; objectives left out weigh 0).
+
+Exit codes as for ``iapo policy validate``: 2 for a config that cannot be loaded (or bad
+``--weights``), 1 for an invalid policy; nothing is printed to stdout then.
 """
 
 from __future__ import annotations
@@ -11,10 +16,13 @@ import argparse
 import sys
 from collections.abc import Mapping, Sequence
 
-from proxy.config import ConfigError, load_config
+from proxy.config import Config, load_config_or_report, parse_weights
+from proxy.errors import InvalidRequest
+from proxy.pipeline.weights import parse_weights_header
 from proxy.policy.load import PolicyError, load_policy
 from proxy.policy.schema import Context, Policy
 from proxy.policy.select import select_action
+from proxy.validate import Problems
 
 __all__ = ["add_arguments", "format_policy", "run"]
 
@@ -69,29 +77,40 @@ def format_policy(policy: Policy) -> str:
     return "\n".join(lines)
 
 
-def _parse_weights(text: str) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for part in filter(None, (s.strip() for s in text.split(","))):
-        key, _, value = part.partition("=")
-        out[key.strip()] = float(value)
-    return out
+def _parse_weights(text: str, config: Config) -> dict[str, float]:
+    """``--weights`` over every objective, validated as the server validates ``x-iapo-weights``;
+    raises ``ValueError`` with one ``--weights…: reason`` line per problem."""
+    try:
+        raw = parse_weights_header(text)
+    except InvalidRequest:
+        raise ValueError("--weights: expected objective=weight,... e.g. accuracy=1,cost=0.5") from None
+    problems = Problems()
+    weights = parse_weights(raw, config.all_objectives, "--weights", problems)
+    if problems:
+        raise ValueError("\n".join(problems.lines))
+    return {o: weights.get(o, 0.0) for o in config.all_objectives}
 
 
 def run(args: argparse.Namespace) -> int:
+    config = load_config_or_report(args.config)
+    if config is None:
+        return 2
     try:
-        config = load_config(args.config)
         policy = load_policy(args.file, config)
-    except (ConfigError, PolicyError) as exc:
+    except PolicyError as exc:
         for line in exc.problems:
-            print(f"{getattr(exc, 'source', args.file)}: {line}", file=sys.stderr)
+            print(f"{args.file}: {line}", file=sys.stderr)
         return 1
-    print(format_policy(policy))
-    if args.weights:
+    weights = None
+    if args.weights is not None:
         try:
-            weights = _parse_weights(args.weights)
-        except ValueError:
-            print(f"--weights: expected name=number,... (got {args.weights!r})", file=sys.stderr)
+            weights = _parse_weights(args.weights, config)
+        except ValueError as exc:
+            for line in str(exc).splitlines():
+                print(f"error: {line}", file=sys.stderr)
             return 2
+    print(format_policy(policy))
+    if weights is not None:
         rows = []
         for task in policy.tasks:
             s = select_action(policy, task, weights)
