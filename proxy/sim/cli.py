@@ -1,14 +1,20 @@
-"""``iapo sim``: run the simulated OpenAI-compatible upstream on its own."""
+"""``iapo sim``: run the simulated OpenAI-compatible upstream on its own.
+
+Bad arguments (a setting out of range, a ``--tasks-dir`` that is not a folder or holds a bad task
+set) print ``error: …`` and exit 2 before anything listens; an address it cannot listen on exits 1.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from proxy.sim.model import SimModel
     from proxy.sim.settings import SimSettings
 
 __all__ = ["add_arguments", "run", "settings_from_args"]
@@ -16,9 +22,20 @@ __all__ = ["add_arguments", "run", "settings_from_args"]
 log = logging.getLogger(__name__)
 
 
+def _port(text: str) -> int:
+    """An argparse type: a TCP port number, 0 (any free port) to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (0 to 65535)")
+    return port
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8001)
+    parser.add_argument("--port", type=_port, default=8001, help="port (0 picks a free one)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ttft-ms", type=float, default=350.0, help="time to first token")
     parser.add_argument("--tpot-ms", type=float, default=12.0, help="time per output token")
@@ -48,10 +65,20 @@ def settings_from_args(args: argparse.Namespace) -> SimSettings:
         model_names=tuple(args.model_name or ("sim-1",)))
 
 
-async def _serve(args: argparse.Namespace) -> None:
+def _load_model(tasks_dir: Path) -> SimModel:
+    """The response model over ``tasks_dir``; raises ``ValueError`` naming what is wrong."""
+    from proxy.sim.server import load_model
+
+    if not tasks_dir.is_dir():
+        what = "does not exist" if not tasks_dir.exists() else "is not a folder"
+        raise ValueError(f"--tasks-dir: {tasks_dir} {what}")
+    return load_model(tasks_dir)  # a bad line: TaskFormatError (a ValueError) naming file:line
+
+
+async def _serve(args: argparse.Namespace, settings: SimSettings, model: SimModel) -> None:
     from proxy.sim.server import SimServer
 
-    server = SimServer(settings_from_args(args))
+    server = SimServer(settings, model)
     url = await server.start(args.host, args.port)
     log.info("iapo sim ready: base URL %s (Ctrl-C to stop)", url)
     try:
@@ -63,11 +90,20 @@ async def _serve(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        settings_from_args(args)
+        settings = settings_from_args(args)
     except ValueError as exc:
-        log.error("invalid simulator settings: %s", exc)
+        print(f"error: invalid simulator settings: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(_serve(args))
+    try:
+        model = _load_model(Path(settings.tasks_dir))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_serve(args, settings, model))
+    except OSError as exc:  # only binding does I/O once the model is loaded
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0
 
 

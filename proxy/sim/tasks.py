@@ -89,17 +89,25 @@ class TaskItem:
 
 
 def load_tasks(path: str | Path) -> list[TaskItem]:
-    """Load one JSONL task file (blank lines skipped)."""
+    """Load one JSONL task file (blank lines skipped); a file that cannot be read, or a bad
+    line, raises :class:`TaskFormatError`."""
     path = Path(path)
     items: list[TaskItem] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                items.append(TaskItem.from_json(json.loads(line)))
-            except ValueError as exc:  # json.JSONDecodeError is a ValueError
-                raise TaskFormatError(f"{path}:{lineno}: {exc}") from exc
+    try:
+        with path.open(encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    items.append(TaskItem.from_json(json.loads(line)))
+                except ValueError as exc:  # json.JSONDecodeError is a ValueError
+                    raise TaskFormatError(f"{path}:{lineno}: {exc}") from exc
+                except RecursionError:
+                    raise TaskFormatError(f"{path}:{lineno}: JSON nested too deeply") from None
+    except OSError as exc:
+        raise TaskFormatError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise TaskFormatError(f"{path}: not UTF-8 text") from None
     return items
 
 

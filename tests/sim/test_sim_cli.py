@@ -6,9 +6,12 @@ import argparse
 import asyncio
 import re
 import sys
+from pathlib import Path
 
 import aiohttp
+import pytest
 
+from proxy.cli import main
 from proxy.sim import cli
 
 
@@ -46,3 +49,35 @@ async def test_iapo_sim_serves_until_stopped() -> None:
         await proc.wait()
         if proc.stderr is not None:
             await proc.stderr.read()
+
+
+def _main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    """``iapo sim ARGV`` in process: its exit code (argparse's too) and its stderr."""
+    try:
+        code = main(["sim", *argv])
+    except SystemExit as exc:  # argparse rejects an argument
+        code = int(exc.code or 0)
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", "http"])
+def test_a_port_out_of_range_is_an_argument_error(port: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = _main(capsys, "--port", port)
+    assert code == 2 and "argument --port: " in err and "is not a port number" in err
+
+
+def test_a_bad_task_set_is_a_cli_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "alltest.jsonl"
+    bad.write_text('{"id": "", "task": "t", "input": "q"}\n', encoding="utf-8")
+    assert _main(capsys, "--tasks-dir", str(tmp_path)) == (
+        2, f"error: {bad}:1: 'id' must be a non-empty string\n")
+    bad.write_bytes(b"\xff\n")
+    assert _main(capsys, "--tasks-dir", str(tmp_path)) == (2, f"error: {bad}: not UTF-8 text\n")
+
+
+def test_a_tasks_dir_that_is_not_a_folder_is_rejected(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    missing, file = tmp_path / "missing", tmp_path / "file.jsonl"
+    file.write_text("", encoding="utf-8")
+    assert _main(capsys, "--tasks-dir", str(missing)) == (2, f"error: --tasks-dir: {missing} does not exist\n")
+    assert _main(capsys, "--tasks-dir", str(file)) == (2, f"error: --tasks-dir: {file} is not a folder\n")
