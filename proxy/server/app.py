@@ -78,12 +78,13 @@ def _lifecycle(service_factory: ServiceFactory | None, owned: bool
         config, upstream = app[CONFIG], app[UPSTREAM]
         sim = await start_embedded(config)
         app[SIM] = sim
-        if sim is not None and isinstance(upstream, UpstreamRouter):
-            upstream.set_embedded_url(sim.url)
-        made = (service_factory or pipeline_service)(app)
-        service: ChatService = await made if inspect.isawaitable(made) else made
-        app[SERVICE] = service
-        try:
+        service: ChatService | None = None
+        try:  # a service that fails to build still stops the simulator and closes the upstream
+            if sim is not None and isinstance(upstream, UpstreamRouter):
+                upstream.set_embedded_url(sim.url)
+            made = (service_factory or pipeline_service)(app)
+            service = await made if inspect.isawaitable(made) else made
+            app[SERVICE] = service
             yield
         finally:
             closer = getattr(service, "aclose", None)

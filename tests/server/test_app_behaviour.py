@@ -202,3 +202,22 @@ async def test_plugins_start_before_the_service_factory(start_proxy) -> None:
     async with aiohttp.ClientSession() as s:
         async with s.get(url + "/extra") as r:
             assert (await r.json()) == {"extra": True} and r.headers["x-request-id"]
+
+
+async def test_a_service_that_fails_to_build_stops_the_simulator(repo_config) -> None:
+    from aiohttp import web
+
+    from proxy.server.app import create_app
+
+    def factory(app: web.Application) -> PassthroughService:
+        raise RuntimeError("bad classifier file")
+
+    app = create_app(repo_config, service_factory=factory)
+    runner = web.AppRunner(app)
+    with pytest.raises(RuntimeError, match="bad classifier"):
+        await runner.setup()
+    sim_url = app[SIM].url
+    async with aiohttp.ClientSession() as s:
+        with pytest.raises(aiohttp.ClientConnectionError):  # nothing listens there any more
+            await s.get(sim_url.removesuffix("/v1") + "/health")
+    await runner.cleanup()
