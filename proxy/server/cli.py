@@ -3,6 +3,8 @@
 A bad config, policy or classifier file (or a task set the classifier trains on) prints one
 ``error: FILE: key.path: reason`` line per problem and exits 2 (the proxy never starts on a policy
 it cannot use; later reloads keep the old one). An address it cannot listen on exits 1.
+Idle client connections are closed after 75 s; a request aiohttp cannot parse is answered with
+its plain 400 and logged as one warning line.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import gc
 import logging
 import signal
 import sys
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -24,10 +26,26 @@ __all__ = ["add_arguments", "loop_factory", "run"]
 
 log = logging.getLogger("proxy.server")
 _GC_GEN0_THRESHOLD = 10_000
+_KEEPALIVE_S = 75.0  # an idle connection is closed after this (aiohttp's AppRunner default: 1 h)
 
 
 class _ListenError(Exception):
     """Binding ``host:port`` failed; the message is the reason."""
+
+
+class _MalformedRequests(logging.Filter):
+    """aiohttp logs each request it cannot parse (bad framing, oversized headers) as an error
+    with a traceback, so any client can fill the log; keep one warning line for each."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg = f"malformed request: {record.getMessage()}: {exc.code} {exc.message}"
+            record.args, record.exc_info, record.exc_text = (), None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiohttp.server").addFilter(_MalformedRequests())
     from proxy.config import ConfigError, load_config_or_report
 
     config = load_config_or_report(args.config)
@@ -105,7 +124,8 @@ async def _serve(config: Config, host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(create_app(config), handler_cancellation=True, access_log=None)
+    runner = web.AppRunner(create_app(config), handler_cancellation=True, access_log=None,
+                           keepalive_timeout=_KEEPALIVE_S)
     try:
         await runner.setup()  # inside the try: a failed start-up still stops what had started
         _tune_gc()

@@ -77,3 +77,25 @@ def test_only_a_bind_failure_says_cannot_listen(tmp_path: Path) -> None:
     assert proc.returncode == 1
     [line] = _errors(proc)
     assert line.startswith(f"error: cannot listen on 127.0.0.1:{port}: ")
+
+
+def test_a_malformed_request_is_one_warning_line_not_a_traceback(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "proxy", "serve", "--config",
+                             str(_config(tmp_path)), "--port", "0"], cwd=REPO,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "proxy.server: listening on" in line:  # ... listening on http://HOST:PORT
+                port = int(line.rstrip().rsplit(":", 1)[1])
+                break
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                         b"Content-Length: -1\r\n\r\n")
+            assert conn.recv(1 << 16).startswith(b"HTTP/1.")
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert "Traceback" not in err, err
+    assert [line for line in err.splitlines() if "malformed request" in line
+            and " WARNING aiohttp.server: " in line], err
