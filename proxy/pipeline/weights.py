@@ -62,8 +62,11 @@ def parse_weights_header(value: str) -> dict[str, Any]:
 def _validated(raw: Any, config: Config, path: str) -> dict[str, float]:
     problems = Problems()
     weights = parse_weights(raw, config.all_objectives, path, problems)
-    if problems:
-        raise InvalidRequest("invalid weights: " + "; ".join(problems.lines), param=path)
+    if problems:  # a client's keys can be many and long: the message stays short
+        lines = [line if len(line) <= 200 else line[:197] + "..." for line in problems.lines[:5]]
+        more = len(problems.lines) - len(lines)
+        raise InvalidRequest("invalid weights: " + "; ".join(lines)
+                             + (f"; and {more} more" if more else ""), param=path)
     return {o: weights.get(o, 0.0) for o in config.all_objectives}
 
 
