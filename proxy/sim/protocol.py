@@ -2,19 +2,28 @@
 
 :func:`parse_chat_request` validates a decoded JSON body into a :class:`ChatRequest` or raises
 :class:`BadRequest` (rendered as a 400 OpenAI error body by the server).
+
+Tools: ``tools`` is a non-empty list of ``{"type": "function", "function": {"name", "description"?,
+"parameters"?}}`` (names as OpenAI's, ``[a-zA-Z0-9_-]{1,64}``, distinct; ``parameters`` an object
+whose ``properties``, if any, is an object). ``tool_choice`` is ``"none"``, ``"auto"`` (the default
+with tools), ``"required"`` or ``{"type": "function", "function": {"name": NAME}}`` naming one of
+the tools; it is an error without ``tools``. The legacy ``functions`` / ``function_call`` are
+ignored (their answers have another shape). Tools do not enter :meth:`ChatRequest.content_key`.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["BadRequest", "ChatRequest", "parse_chat_request", "error_body", "completion_object",
-           "chunk_object", "usage_object"]
+__all__ = ["BadRequest", "ChatRequest", "Tool", "parse_chat_request", "error_body",
+           "completion_object", "chunk_object", "usage_object"]
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+_TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 
 
 class BadRequest(ValueError):
@@ -23,6 +32,14 @@ class BadRequest(ValueError):
     def __init__(self, message: str, param: str | None = None) -> None:
         super().__init__(message)
         self.param = param
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A function the model may call; ``parameters`` is its JSON schema (``{}`` if none)."""
+
+    name: str
+    parameters: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -37,6 +54,9 @@ class ChatRequest:
     seed: int | None
     stream: bool
     include_usage: bool
+    tools: tuple[Tool, ...] = ()
+    tool_choice: str = "none"       # "none" | "auto" | "required" | "function" (named)
+    tool_name: str | None = None    # the function a "function" tool_choice names
 
     def content_key(self) -> int:
         """A hash of what determines the sampled text (for seeded reproducibility)."""
@@ -86,6 +106,53 @@ def _content(msg: dict[str, Any], i: int) -> str:
     raise BadRequest(f"messages[{i}].content must be a string or a list", f"messages[{i}].content")
 
 
+def _tool(t: Any, i: int, seen: set[str]) -> Tool:
+    at = f"tools[{i}]"
+    if not isinstance(t, dict):
+        raise BadRequest(f"{at} must be an object", at)
+    if t.get("type") != "function":
+        raise BadRequest(f"{at}.type must be 'function'", f"{at}.type")
+    fn = t.get("function")
+    if not isinstance(fn, dict):
+        raise BadRequest(f"{at}.function must be an object", f"{at}.function")
+    name = fn.get("name")
+    if not isinstance(name, str) or not _TOOL_NAME.fullmatch(name) or name in seen:
+        raise BadRequest(f"{at}.function.name must be a distinct name of 1-64 letters, digits, "
+                         "'_' or '-'", f"{at}.function.name")
+    if fn.get("description") is not None and not isinstance(fn["description"], str):
+        raise BadRequest(f"{at}.function.description must be a string", f"{at}.function.description")
+    params = {} if fn.get("parameters") is None else fn["parameters"]
+    props = params.get("properties") if isinstance(params, dict) else ()
+    if props is not None and not isinstance(props, dict):
+        raise BadRequest(f"{at}.function.parameters must be a JSON schema object",
+                         f"{at}.function.parameters")
+    seen.add(name)
+    return Tool(name, params)
+
+
+def _tools(body: dict[str, Any]) -> tuple[tuple[Tool, ...], str, str | None]:
+    """``tools``, ``tool_choice`` and the named function of a body (see the module docstring)."""
+    raw, choice = body.get("tools"), body.get("tool_choice")
+    if raw is None:
+        if choice is not None:
+            raise BadRequest("'tool_choice' is only allowed when 'tools' are given", "tool_choice")
+        return (), "none", None
+    if not isinstance(raw, list) or not raw:
+        raise BadRequest("'tools' must be a non-empty list", "tools")
+    seen: set[str] = set()
+    tools = tuple(_tool(t, i, seen) for i, t in enumerate(raw))
+    if choice is None or choice in ("none", "auto", "required"):
+        return tools, choice or "auto", None
+    fn = choice.get("function") if isinstance(choice, dict) else None
+    name = fn.get("name") if isinstance(fn, dict) and choice.get("type") == "function" else None
+    if not isinstance(name, str):
+        raise BadRequest("'tool_choice' must be 'none', 'auto', 'required' or "
+                         "{\"type\": \"function\", \"function\": {\"name\": ...}}", "tool_choice")
+    if name not in seen:
+        raise BadRequest(f"'tool_choice' names an unknown function {name[:64]!r}", "tool_choice")
+    return tools, "function", name
+
+
 def parse_chat_request(body: Any, max_n: int = 128) -> ChatRequest:
     """Validate a chat-completions body."""
     if not isinstance(body, dict):
@@ -124,7 +191,7 @@ def parse_chat_request(body: Any, max_n: int = 128) -> ChatRequest:
     include_usage = bool(opts and opts.get("include_usage")) and stream
     return ChatRequest(tuple(messages), model, _number(body, "temperature", 1.0, 0.0, 2.0),
                        _number(body, "top_p", 1.0, 0.0, 1.0) or 1.0, n, max_tokens, stops, seed,
-                       stream, include_usage)
+                       stream, include_usage, *_tools(body))
 
 
 def error_body(message: str, type_: str = "invalid_request_error", param: str | None = None,
@@ -137,14 +204,22 @@ def usage_object(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
             "total_tokens": prompt_tokens + completion_tokens}
 
 
+def _message(text: str, tool_call: dict[str, Any] | None) -> dict[str, Any]:
+    if tool_call is None:
+        return {"role": "assistant", "content": text}
+    return {"role": "assistant", "content": None, "tool_calls": [tool_call]}
+
+
 def completion_object(cid: str, created: int, model: str, texts: list[str], reasons: list[str],
-                      usage: dict[str, int], seed_fp: str) -> dict[str, Any]:
+                      usage: dict[str, int], seed_fp: str,
+                      tool_calls: list[dict[str, Any] | None] | None = None) -> dict[str, Any]:
+    """A ``chat.completion``; choice i calls ``tool_calls[i]`` (content null) where that is set."""
+    calls = tool_calls or [None] * len(texts)
     return {
         "id": cid, "object": "chat.completion", "created": created, "model": model,
         "system_fingerprint": seed_fp,
-        "choices": [{"index": i, "message": {"role": "assistant", "content": t},
-                     "logprobs": None, "finish_reason": r}
-                    for i, (t, r) in enumerate(zip(texts, reasons))],
+        "choices": [{"index": i, "message": _message(t, c), "logprobs": None, "finish_reason": r}
+                    for i, (t, r, c) in enumerate(zip(texts, reasons, calls))],
         "usage": usage,
     }
 

@@ -1,15 +1,16 @@
 """The simulated upstream as an aiohttp app: OpenAI chat completions plus simulator controls.
 
-Endpoints: ``POST /v1/chat/completions`` (n, seed, stop, max_tokens, SSE streaming with
-``stream_options.include_usage``), ``GET /v1/models``, ``GET /health``, ``GET /sim/stats``,
-``POST /sim/reset``, ``POST /v1/reward`` (``{"prompt", "response"} -> {"score"}``, the true
-quality in [0, 1]).
+Endpoints: ``POST /v1/chat/completions`` (n, seed, stop, max_tokens, tools (see
+:mod:`proxy.sim.tools`), SSE streaming with ``stream_options.include_usage``),
+``GET /v1/models``, ``GET /health``, ``GET /sim/stats``, ``POST /sim/reset``,
+``POST /v1/reward`` (``{"prompt", "response"} -> {"score"}``, the true quality in [0, 1]).
 
 Latency: ttft + tokens * tpot (the longest choice), times ``1 + jitter * U(-1, 1)``; headers
 ``x-sim-ttft-ms`` / ``x-sim-tpot-ms`` override it per request. Streaming sends the first chunk
-after ttft and one token per choice every tpot. Faults: see :mod:`proxy.sim.settings`. A
-request whose client disconnects (the handler is cancelled, or a write fails) counts as
-``cancelled`` in the stats.
+after ttft and one token per choice every tpot; a tool call streams as OpenAI's do: a head
+chunk (id, name, ``arguments: ""``) after ttft, then one argument token every tpot. Faults: see
+:mod:`proxy.sim.settings`. A request whose client disconnects (the handler is cancelled, or a
+write fails) counts as ``cancelled`` in the stats.
 """
 
 from __future__ import annotations
@@ -157,8 +158,9 @@ async def _chat(request: web.Request, st: _State) -> web.StreamResponse:
         return await _stream(request, st, req, choices, cid, usage, ttft * scale, tpot * scale,
                              drop=fault == "drop")
     await _sleep((ttft + max(c.tokens for c in choices) * tpot) * scale)
+    calls = [c.tool_call.as_dict() if c.tool_call else None for c in choices]
     obj = completion_object(cid, int(time.time()), req.model, [c.text for c in choices],
-                            [c.finish_reason for c in choices], usage, "fp_sim")
+                            [c.finish_reason for c in choices], usage, "fp_sim", calls)
     if fault == "drop":
         return await _drop(request, json.dumps(obj).encode())
     st.stats.completed += 1
@@ -180,6 +182,21 @@ def _sse(obj: Any) -> bytes:
     return b"data: " + json.dumps(obj).encode() + b"\n\n"
 
 
+def _delta(c: Choice, step: int) -> dict[str, Any] | None:
+    """Choice ``c``'s delta at stream step ``step`` (None once it has sent everything)."""
+    call = c.tool_call
+    if call is None:
+        if step == 0:
+            return {"role": "assistant", "content": c.pieces[0] if c.pieces else ""}
+        return {"content": c.pieces[step]} if step < c.tokens else None
+    if step == 0:
+        return {"role": "assistant", "content": None,
+                "tool_calls": [{"index": 0, **call.as_dict(arguments="")}]}
+    if step > c.tokens:
+        return None
+    return {"tool_calls": [{"index": 0, "function": {"arguments": c.pieces[step - 1]}}]}
+
+
 async def _stream(request: web.Request, st: _State, req: ChatRequest, choices: list[Choice],
                   cid: str, usage: dict[str, int], ttft: float, tpot: float,
                   drop: bool) -> web.StreamResponse:
@@ -193,17 +210,16 @@ async def _stream(request: web.Request, st: _State, req: ChatRequest, choices: l
     try:
         await resp.prepare(request)
         await _sleep(ttft)
-        first = [{"index": i, "delta": {"role": "assistant", "content": c.pieces[0] if c.pieces else ""},
-                  "logprobs": None, "finish_reason": None} for i, c in enumerate(choices)]
-        await resp.write(chunk(first))
+        await resp.write(chunk([{"index": i, "delta": _delta(c, 0), "logprobs": None,
+                                 "finish_reason": None} for i, c in enumerate(choices)]))
         if drop:
             if request.transport is not None:
                 request.transport.close()
             return resp
-        for step in range(1, max(c.tokens for c in choices)):
+        for step in range(1, max(c.tokens + (c.tool_call is not None) for c in choices)):
             await _sleep(tpot)
-            parts = [{"index": i, "delta": {"content": c.pieces[step]}, "logprobs": None,
-                      "finish_reason": None} for i, c in enumerate(choices) if step < c.tokens]
+            parts = [{"index": i, "delta": d, "logprobs": None, "finish_reason": None}
+                     for i, c in enumerate(choices) if (d := _delta(c, step)) is not None]
             await resp.write(chunk(parts))
         await resp.write(chunk([{"index": i, "delta": {}, "logprobs": None,
                                  "finish_reason": c.finish_reason} for i, c in enumerate(choices)]))

@@ -3,6 +3,10 @@
 Tokens are whitespace-separated words (``model.count_tokens``); a choice is cut at the first
 ``stop`` string (finish_reason "stop") and then at ``max_tokens`` (finish_reason "length"). Its
 ``pieces`` are the streamed deltas, one token each, whose concatenation is the text.
+
+A request whose answer calls a tool (:func:`proxy.sim.tools.choose_tool`) gives ``n`` choices
+calling that tool, with finish_reason "tool_calls", empty text and ``pieces`` (the tokens) taken
+from the call's JSON arguments the same way; ``stop`` and ``max_tokens`` do not apply to them.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import numpy as np
 
 from proxy.sim.model import SimModel, count_tokens
 from proxy.sim.protocol import ChatRequest
+from proxy.sim.tools import ToolCall, choose_tool, new_call
 
 __all__ = ["Choice", "generate", "prompt_tokens", "request_rng", "finish"]
 
@@ -25,6 +30,7 @@ class Choice:
     text: str
     finish_reason: str
     pieces: tuple[str, ...]
+    tool_call: ToolCall | None = None   # then ``pieces`` split its arguments, ``text`` is ""
 
     @property
     def tokens(self) -> int:
@@ -60,5 +66,9 @@ def request_rng(req: ChatRequest, shared: np.random.Generator) -> np.random.Gene
 
 def generate(model: SimModel, req: ChatRequest, rng: np.random.Generator) -> list[Choice]:
     """The request's ``n`` choices."""
+    tool = choose_tool(req)
+    if tool is not None:
+        calls = [new_call(tool, req, rng) for _ in range(req.n)]
+        return [Choice("", "tool_calls", tuple(_PIECE.findall(c.arguments)), c) for c in calls]
     texts = model.respond(req.messages, req.temperature, rng, n=req.n, top_p=req.top_p)
     return [finish(t, req.max_tokens, req.stop) for t in texts]
