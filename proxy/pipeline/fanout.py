@@ -90,6 +90,7 @@ class Sample:
     text: str
     finish_reason: str | None
     cost_usd: float
+    choice: Mapping[str, Any]  # the upstream's choice object: message, logprobs, as received
 
 
 @dataclass
@@ -364,7 +365,7 @@ class FanoutRun:
         share = done.cost_usd / max(len(choices), 1)
         for j, choice in enumerate(choices):
             text = ((choice.get("message") or {}).get("content") or "")
-            self._buffer.append(Sample(first + j, text, choice.get("finish_reason"), share))
+            self._buffer.append(Sample(first + j, text, choice.get("finish_reason"), share, choice))
         short = k - len(choices)
         if short > 0:
             if self._topups < _MAX_TOPUPS:

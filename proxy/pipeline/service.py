@@ -19,6 +19,12 @@ with ``n > 1`` ``per_choice`` lists them for every choice. Headers: ``x-iapo-tas
 (``requested=9;completed=6;failed=0;cancelled=1;unsent=2``), ``x-iapo-cost-usd``,
 ``x-iapo-policy`` (``id@version``).
 
+**Tools.** A request that offers the model ``tools`` (or legacy ``functions``), unless its
+``tool_choice`` is ``"none"``, gets one sample with the conversation as sent (policy rule
+``tools``): a tool call is an action to take, not an answer to vote on or score. Every returned
+choice is the chosen sample's upstream choice as sent (its ``tool_calls``, ``refusal``,
+``logprobs`` and whatever else the provider adds), with the proxy's id, model and usage.
+
 **Streaming.** With one sample per choice and ``n == 1`` the upstream stream is passed through
 (after the prompt rewrite). Otherwise the service yields :data:`KEEP_ALIVE` (the server writes
 it as the SSE comment ``: keep-alive``) about every ``keepalive_s`` while sampling, then streams
@@ -42,7 +48,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from proxy.actions import ActionSource, Selection, StaticActions
-from proxy.config import Config, ModelConfig, PromptConfig
+from proxy.config import Action, Config, ModelConfig, PromptConfig
 from proxy.errors import NotFound
 from proxy.pipeline.classify import TaskClassifier, TaskDecision, last_user_text
 from proxy.pipeline.extract import extractor_for
@@ -78,6 +84,7 @@ class _Choice:
     text: str
     finish_reason: str
     counts: FanoutCounts
+    upstream: Mapping[str, Any]  # the chosen sample's choice object as the upstream sent it
     saved: int = 0
     votes: dict[str, int] | None = None
     scores: list[dict[str, Any]] | None = None
@@ -104,6 +111,24 @@ class _Answer:
             completion += c.counts.usage.completion_tokens + c.usage.completion_tokens
             cost += c.counts.cost_usd + c.cost_usd
         self.usage, self.cost_usd = Usage(prompt, completion), cost
+
+
+_TOOLS_ACTION = Action(prompt="plain", n=1, aggregator="best_of_n")
+
+
+def _may_call_tools(req: ChatRequest) -> bool:
+    """Whether the request offers the model tools (or legacy functions) it may call."""
+    offered = req.extra.get("tools") or req.extra.get("functions")
+    return bool(offered) and req.extra.get("tool_choice", req.extra.get("function_call")) != "none"
+
+
+def _message(c: _Choice) -> dict[str, Any]:
+    """The chosen sample's message as the upstream sent it (tool calls, refusal, whatever else
+    the provider adds), as the assistant's."""
+    message = c.upstream.get("message")
+    if not isinstance(message, Mapping):
+        return {"role": "assistant", "content": c.text}
+    return {**message, "role": "assistant"}
 
 
 class PipelineService:
@@ -162,6 +187,9 @@ class PipelineService:
             snapshot = snapshot()
         source = snapshot if hasattr(snapshot, "select") else self.actions
         selection = source.select(task.task, weights.weights)
+        if _may_call_tools(req):  # a tool call is an action to take, not an answer to vote on
+            selection = Selection(_TOOLS_ACTION, selection.policy_id, selection.policy_version,
+                                  "tools")
         action = selection.action
         lookup = getattr(source, "prompt", None)
         prompt = (lookup(action.prompt) if callable(lookup) else None) \
@@ -188,9 +216,10 @@ class PipelineService:
         assert sample is not None  # check() raised otherwise
         reason = sample.finish_reason or "stop"
         if plan.aggregator != "majority":
-            return _Choice(sample.text, reason, run.counts, scores=[])
+            return _Choice(sample.text, reason, run.counts, sample.choice, scores=[])
         answer = self._extractor(plan.task.task)(sample.text)
-        return _Choice(sample.text, reason, run.counts, votes={} if answer is None else {answer: 1})
+        return _Choice(sample.text, reason, run.counts, sample.choice,
+                       votes={} if answer is None else {answer: 1})
 
     async def _choice(self, plan: _Plan, body: Mapping[str, Any], limit: asyncio.Semaphore,
                       question: str) -> _Choice:
@@ -198,13 +227,13 @@ class PipelineService:
             return await self._single(plan, body, limit)
         if plan.aggregator == "majority":
             extract = self._extractor(plan.task.task)
-            vote, texts, saved = MajorityVote(self.config.fanout.stop_risk), {}, 0
+            vote, got, saved = MajorityVote(self.config.fanout.stop_risk), {}, 0
             need = min(self.config.fanout.min_success, plan.n)
             first, refill = self._waves(vote, plan.n, need)
             async with self.fan.run(plan.model, body, plan.n, strategy=plan.strategy,
                                     limit=limit, first=first, refill=refill) as run:
                 async for sample in run:
-                    texts[sample.index] = (sample.text, sample.finish_reason or "stop")
+                    got[sample.index] = sample
                     vote.add(extract(sample.text), sample.index)
                     # samples already received are free: vote them all before stopping
                     if (self.early_stop and run.pending and not run.buffered
@@ -214,16 +243,17 @@ class PipelineService:
                         await run.cancel()
                         break
                 run.check()
-            pick = vote.first_index[vote.leader] if vote.leader is not None else min(texts)
-            text, reason = texts[pick]
-            return _Choice(text, reason, run.counts, saved, votes=dict(vote.counts))
+            pick = got[vote.first_index[vote.leader] if vote.leader is not None else min(got)]
+            return _Choice(pick.text, pick.finish_reason or "stop", run.counts, pick.choice, saved,
+                           votes=dict(vote.counts))
         async with self.fan.run(plan.model, body, plan.n, strategy=plan.strategy,
                                 limit=limit) as run:
             samples = [s async for s in run]
             run.check()
         if len(samples) == 1:  # nothing to choose between: no scorer (nor judge) call
             win = samples[0]
-            return _Choice(win.text, win.finish_reason or "stop", run.counts, scores=[])
+            return _Choice(win.text, win.finish_reason or "stop", run.counts, win.choice,
+                           scores=[])
         report = await self.scorers.score(plan.scorer, question, [s.text for s in samples])
         w = plan.weights.weights
         utils = [utility(sc, w, s.cost_usd, self.config.cost_unit_usd)
@@ -234,7 +264,7 @@ class PipelineService:
         if report.judge_errors:
             self.metrics.judge_errors.labels(plan.scorer or "").inc(report.judge_errors)
         win = samples[best]
-        return _Choice(win.text, win.finish_reason or "stop", run.counts, scores=scores,
+        return _Choice(win.text, win.finish_reason or "stop", run.counts, win.choice, scores=scores,
                        judge_errors=report.judge_errors, usage=report.usage,
                        cost_usd=report.cost_usd)
 
@@ -337,6 +367,8 @@ class PipelineService:
         ans = await self.answer(req, ctx)
         body = completion_body(req.model, [c.text for c in ans.choices], ans.usage.to_dict(),
                                finish_reasons=[c.finish_reason for c in ans.choices])
+        for out, c in zip(body["choices"], ans.choices):  # the chosen sample's, as sent
+            out["message"], out["logprobs"] = _message(c), c.upstream.get("logprobs")
         body["iapo"] = self._iapo(ans)
         return ChatResult(body=body, headers=self._result_headers(ans, body["iapo"]))
 
@@ -385,6 +417,12 @@ class PipelineService:
                 out.append(chunk(cid, created, req.model, [
                     {"index": i, "delta": {"content": piece}, "logprobs": None,
                      "finish_reason": None}]))
+            calls = _message(c).get("tool_calls")
+            if calls:  # whole, in one delta (clients accumulate the pieces of each index)
+                out.append(chunk(cid, created, req.model, [
+                    {"index": i, "delta": {"tool_calls": [{"index": k, **call}
+                                                          for k, call in enumerate(calls)]},
+                     "logprobs": None, "finish_reason": None}]))
         final = chunk(cid, created, req.model, [
             {"index": i, "delta": {}, "logprobs": None, "finish_reason": c.finish_reason}
             for i, c in enumerate(ans.choices)])

@@ -114,3 +114,45 @@ async def test_client_disconnect_cancels_upstream_samples(start_proxy, classifie
             break
         await asyncio.sleep(0.01)
     assert sim.stats.cancelled == 6 and sim.stats.completed == 0 and sim.stats.in_flight == 0
+
+
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "The weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                   "required": ["city"]}}}
+FORCED = {"type": "function", "function": {"name": "get_weather"}}
+
+
+async def test_a_tool_call_is_one_sample_returned_as_the_upstream_sent_it(start_proxy,
+                                                                        classifier) -> None:
+    url = await start_proxy(service_factory=_factory(classifier, Fixed("cot", 5)))
+    sim = start_proxy.apps[-1][SIM]
+    messages = [{"role": "user", "content": _math(1)[0]["input"]}]
+    async with await _sdk(url) as client:
+        resp = await client.chat.completions.create(model="sim-1", messages=messages,
+                                                    tools=[WEATHER], tool_choice=FORCED)
+        assert sim.stats.requests == 1  # not the policy's five samples
+        call = resp.choices[0].message.tool_calls[0]
+        assert call.function.name == "get_weather" and resp.choices[0].finish_reason == "tool_calls"
+        assert set(json.loads(call.function.arguments)) == {"city"}
+        iapo = resp.model_extra["iapo"]
+        assert (iapo["action"]["prompt"], iapo["action"]["n"], iapo["policy"]["rule"]) == (
+            "plain", 1, "tools")
+
+        for n in (1, 2):  # n=1: the upstream's stream; n=2: the proxy's chunks of each choice
+            stream = await client.chat.completions.create(
+                model="sim-1", messages=messages, tools=[WEATHER], tool_choice=FORCED, n=n,
+                stream=True)
+            names, args = [""] * n, [""] * n
+            async for part in stream:
+                for choice in part.choices:
+                    for delta in choice.delta.tool_calls or []:
+                        names[choice.index] += delta.function.name or ""
+                        args[choice.index] += delta.function.arguments or ""
+            assert names == ["get_weather"] * n, n
+            assert all(set(json.loads(a)) == {"city"} for a in args), args
+
+        # tools the model must not call: the policy's action, as for any question
+        resp = await client.chat.completions.create(model="sim-1", messages=messages,
+                                                    tools=[WEATHER], tool_choice="none")
+        assert resp.model_extra["iapo"]["action"]["n"] == 5 and not resp.choices[0].message.tool_calls
