@@ -10,7 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
+from prometheus_client import CollectorRegistry
+
 from proxy.config import AuthConfig, Config, PoliciesConfig, load_config
+from proxy.policy.store import PolicyStore
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -82,3 +85,27 @@ def config(repo_config: Config, policy_path: Path) -> Config:
     ``IAPO_TEST_ADMIN_KEY`` (explicit: ``AuthConfig``'s slotted default is not a string)."""
     return replace(repo_config, policies=PoliciesConfig(paths=(policy_path,), watch_interval_s=0.05),
                    auth=AuthConfig(admin_key_env="IAPO_TEST_ADMIN_KEY"))
+
+
+W = {"accuracy": 1.0, "cost": 0.1}
+
+
+def reload_count(registry: CollectorRegistry, result: str) -> float:
+    return registry.get_sample_value("iapo_policy_reload_total", {"result": result}) or 0.0
+
+
+def store_version(store: PolicyStore) -> str:
+    return store.current.select("math", W).policy_version
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+@pytest.fixture
+def store(config: Config, policy_path: Path, registry: CollectorRegistry) -> PolicyStore:
+    policy_path.write_text(policy_text("v1"))
+    s = PolicyStore(config, registry)
+    s.load_initial()
+    return s

@@ -23,10 +23,9 @@ from proxy.policy import store as store_module
 from proxy.policy.load import PolicyError, load_policy
 from proxy.policy.store import PolicyStore
 from proxy.policy.web import setup_policies
-from tests.policy.conftest import base_policy, policy_text
+from tests.policy.conftest import base_policy, policy_text, reload_count, store_version
 from tests.policy.test_validate import _cli
 
-W = {"accuracy": 1.0, "cost": 0.1}
 _PARAMS = "  params:\n    rounds: 5\n    reuse: subsets\n"
 
 
@@ -83,27 +82,6 @@ def test_cli_validate_reports_hostile_file(policy_path: Path, capsys: pytest.Cap
     assert capsys.readouterr().out == f"{policy_path}: {line}\n"
 
 
-def _count(registry: CollectorRegistry, result: str) -> float:
-    return registry.get_sample_value("iapo_policy_reload_total", {"result": result}) or 0.0
-
-
-@pytest.fixture
-def registry() -> CollectorRegistry:
-    return CollectorRegistry()
-
-
-@pytest.fixture
-def store(config: Config, policy_path: Path, registry: CollectorRegistry) -> PolicyStore:
-    policy_path.write_text(policy_text("v1"))
-    s = PolicyStore(config, registry)
-    s.load_initial()
-    return s
-
-
-def _version(store: PolicyStore) -> str:
-    return store.current.select("math", W).policy_version
-
-
 def _errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.name == "proxy.policy" and r.levelno >= logging.ERROR]
 
@@ -118,8 +96,8 @@ async def test_watcher_counts_hostile_file_once_and_keeps_old(
     failed = [r for r in results if r is not None]
     assert len(failed) == 1 and not failed[0].ok and failed[0].trigger == "watch"
     assert failed[0].problems[0].startswith(f"{policy_path}: ")
-    assert _version(store) == "v1" and store.history[-1] is failed[0]
-    assert (_count(registry, "ok"), _count(registry, "error")) == (0, 1)
+    assert store_version(store) == "v1" and store.history[-1] is failed[0]
+    assert (reload_count(registry, "ok"), reload_count(registry, "error")) == (0, 1)
     errors = _errors(caplog)
     assert len(errors) == 1 and errors[0].exc_info is None  # one line, no traceback
     assert "keeping test@v1" in errors[0].getMessage()
@@ -137,7 +115,7 @@ def test_unexpected_exception_is_a_failed_reload(store: PolicyStore, policy_path
     result = store.reload("admin")
     line = f"{policy_path}: <root>: cannot be loaded (unexpected RuntimeError: a bug over two lines)"
     assert not result.ok and result.problems == (line,)
-    assert _version(store) == "v1" and (_count(registry, "ok"), _count(registry, "error")) == (0, 1)
+    assert store_version(store) == "v1" and (reload_count(registry, "ok"), reload_count(registry, "error")) == (0, 1)
     assert [r.exc_info for r in _errors(caplog)] == [None]
     with pytest.raises(PolicyError) as info:  # at start-up: a clean refusal, as for a bad file
         PolicyStore(config).load_initial()
@@ -151,11 +129,11 @@ async def test_sighup_with_hostile_file_is_a_counted_failure(
         policy_path.write_text(SELF_ALIAS)
         os.kill(os.getpid(), signal.SIGHUP)
         for _ in range(200):
-            if _count(registry, "error"):
+            if reload_count(registry, "error"):
                 break
             await asyncio.sleep(0.01)
         assert store.history[-1].trigger == "sighup" and not store.history[-1].ok
-        assert _count(registry, "error") == 1 and _version(store) == "v1"
+        assert reload_count(registry, "error") == 1 and store_version(store) == "v1"
     finally:
         await store.stop()
 
@@ -180,4 +158,4 @@ async def test_admin_reload_of_hostile_file_answers_422(client: TestClient, poli
     assert body["error"]["code"] == "policy_invalid"
     assert body["reload"]["problems"] == [f"{policy_path}: provenance.params.self: refers to itself "
                                           "(a recursive YAML alias)"]
-    assert _count(registry, "error") == 1
+    assert reload_count(registry, "error") == 1

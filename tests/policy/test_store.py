@@ -13,40 +13,17 @@ from prometheus_client import CollectorRegistry
 from proxy.config import Config
 from proxy.policy.load import PolicyError, parse_policy_bytes
 from proxy.policy.store import PolicyStore
-from tests.policy.conftest import policy_text
-
-W = {"accuracy": 1.0, "cost": 0.1}
-
-
-def _count(registry: CollectorRegistry, result: str) -> float:
-    return registry.get_sample_value("iapo_policy_reload_total", {"result": result}) or 0.0
+from tests.policy.conftest import W, policy_text, reload_count, store_version
 
 
 def _info(registry: CollectorRegistry, version: str, policy_id: str = "test") -> float | None:
     return registry.get_sample_value("iapo_policy_info", {"id": policy_id, "version": version})
 
 
-@pytest.fixture
-def registry() -> CollectorRegistry:
-    return CollectorRegistry()
-
-
-@pytest.fixture
-def store(config: Config, policy_path: Path, registry: CollectorRegistry) -> PolicyStore:
-    policy_path.write_text(policy_text("v1"))
-    s = PolicyStore(config, registry)
-    s.load_initial()
-    return s
-
-
-def _version(store: PolicyStore) -> str:
-    return store.current.select("math", W).policy_version
-
-
 def test_initial_load_sets_info_and_counts_no_reload(store: PolicyStore, registry: CollectorRegistry) -> None:
-    assert _version(store) == "v1"
+    assert store_version(store) == "v1"
     assert _info(registry, "v1") == 1.0
-    assert _count(registry, "ok") == 0 and _count(registry, "error") == 0
+    assert reload_count(registry, "ok") == 0 and reload_count(registry, "error") == 0
 
 
 def test_initial_load_of_bad_file_raises(config: Config, policy_path: Path) -> None:
@@ -61,20 +38,20 @@ def test_reload_swaps_and_failed_reload_keeps_old(store: PolicyStore, policy_pat
     policy_path.write_text(policy_text("v2"))
     result = store.reload()
     assert result.ok and result.policies == (("test", "v2"),)
-    assert _version(store) == "v2"
+    assert store_version(store) == "v2"
     assert in_flight.select("math", W).policy_version == "v1"  # a request keeps the set it started with
     assert _info(registry, "v2") == 1.0 and _info(registry, "v1") is None
 
     policy_path.write_text(policy_text("v3", valid=False))
     result = store.reload()
     assert not result.ok and any("contexts[0].action.n" in p for p in result.problems)
-    assert _version(store) == "v2"
-    assert (_count(registry, "ok"), _count(registry, "error")) == (1, 1)
+    assert store_version(store) == "v2"
+    assert (reload_count(registry, "ok"), reload_count(registry, "error")) == (1, 1)
     assert _info(registry, "v2") == 1.0 and _info(registry, "v3") is None
 
     policy_path.unlink()
-    assert not store.reload().ok and _version(store) == "v2"
-    assert _count(registry, "error") == 2
+    assert not store.reload().ok and store_version(store) == "v2"
+    assert reload_count(registry, "error") == 2
     assert [r.ok for r in store.history] == [True, True, False, False]  # initial, v2, v3, missing
 
 
@@ -88,27 +65,27 @@ async def test_watcher_waits_for_stable_file_and_ignores_half_written(
         fh.write(full[len(half):])
     assert await store.poll() is None  # changed again
     result = await store.poll()  # stable now: load
-    assert result is not None and result.ok and _version(store) == "v2"
-    assert (_count(registry, "ok"), _count(registry, "error")) == (1, 0)
+    assert result is not None and result.ok and store_version(store) == "v2"
+    assert (reload_count(registry, "ok"), reload_count(registry, "error")) == (1, 0)
 
     # an unchanged or merely touched file is not reloaded
     os.utime(policy_path)
     for _ in range(3):
         assert await store.poll() is None
-    assert _count(registry, "ok") == 1
+    assert reload_count(registry, "ok") == 1
 
     # a file that stays broken is counted once, then retried on the next change
     policy_path.write_text(half)
     assert await store.poll() is None
     result = await store.poll()
-    assert result is not None and not result.ok and _version(store) == "v2"
+    assert result is not None and not result.ok and store_version(store) == "v2"
     for _ in range(3):
         assert await store.poll() is None
-    assert _count(registry, "error") == 1
+    assert reload_count(registry, "error") == 1
     policy_path.write_text(policy_text("v3"))
     await store.poll()
-    assert (await store.poll()).ok and _version(store) == "v3"  # type: ignore[union-attr]
-    assert (_count(registry, "ok"), _count(registry, "error")) == (2, 1)
+    assert (await store.poll()).ok and store_version(store) == "v3"  # type: ignore[union-attr]
+    assert (reload_count(registry, "ok"), reload_count(registry, "error")) == (2, 1)
 
 
 async def test_valid_but_truncated_file_is_not_loaded_while_being_written(
@@ -131,10 +108,10 @@ async def test_background_watcher_picks_up_change(store: PolicyStore, policy_pat
     try:
         policy_path.write_text(policy_text("v2"))
         for _ in range(200):
-            if _version(store) == "v2":
+            if store_version(store) == "v2":
                 break
             await asyncio.sleep(0.01)
-        assert _version(store) == "v2"
+        assert store_version(store) == "v2"
     finally:
         await store.stop()
 
@@ -145,11 +122,11 @@ async def test_sighup_reloads(store: PolicyStore, policy_path: Path, registry: C
         policy_path.write_text(policy_text("v2"))
         os.kill(os.getpid(), signal.SIGHUP)
         for _ in range(200):
-            if _version(store) == "v2":
+            if store_version(store) == "v2":
                 break
             await asyncio.sleep(0.01)
-        assert _version(store) == "v2"
+        assert store_version(store) == "v2"
         assert store.history[-1].trigger == "sighup"
-        assert _count(registry, "ok") == 1
+        assert reload_count(registry, "ok") == 1
     finally:
         await store.stop()
