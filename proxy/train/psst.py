@@ -72,7 +72,8 @@ class PSST(Learner):
 
     def validate(self, env: Env | None = None) -> None:
         super().validate(env)
-        self._require(isinstance(self.revive, bool), "revive", "true or false")
+        self._require(isinstance(self.revive, bool) or (is_int(self.revive) and self.revive in (0, 1)),
+                      "revive", "true or false (or 1 or 0)")
         self._require(self.cap in ("budget", "none"), "cap", "'budget' or 'none'")
 
     def _run(self) -> np.ndarray:

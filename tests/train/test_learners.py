@@ -77,6 +77,7 @@ def test_make_learner_specs_and_errors() -> None:
         make_learner("psst", bogus=1)
     assert parse_spec("psst:revive=false") == ("psst", {"revive": False})
     assert make_learner("psst:revive=False").revive is False
+    assert not make_learner("psst:revive=0").revive  # as in benchmarks/README's command
     assert all(cls.name == name for name, cls in LEARNERS.items())
 
 
@@ -114,7 +115,8 @@ def test_split_specs_rejects_stray_parameters(text: str, message: str) -> None:
     ("psst:reuse=bogus", "psst: reuse must be 'subsets' or 'blocks', got 'bogus'"),
     ("psst:queries=all", "psst: queries must be 'cycle' or 'iid', got 'all'"),
     ("psst:cap=some", "psst: cap must be 'budget' or 'none', got 'some'"),
-    ("psst:revive=maybe", "psst: revive must be true or false, got 'maybe'"),
+    ("psst:revive=maybe", "psst: revive must be true or false (or 1 or 0), got 'maybe'"),
+    ("psst:revive=2", "psst: revive must be true or false (or 1 or 0), got 2"),
     ("psst:seed=-1", "psst: seed must be an integer >= 0, got -1"),
     ("psst:x=1", "psst: unknown parameter 'x'"),
     ("psst:x", "psst: bad parameter 'x'"),
