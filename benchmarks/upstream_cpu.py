@@ -93,7 +93,7 @@ def main() -> int:
         med[name] = statistics.median(cpu) * 1000
         p90 = statistics.quantiles(cpu, n=10)[-1] * 1000
         print(f"{name:<22}{med[name]:>10.3f}{p90:>10.3f}")
-    print(f"litellm / direct: {med['litellm.acompletion'] / med['direct (aiohttp)']:.1f}x")
+    print(f"litellm / direct: {med['litellm.acompletion'] / med['direct']:.1f}x")
     return 0
 
 
