@@ -73,7 +73,7 @@ from proxy.config import FanoutConfig, ModelConfig
 from proxy.errors import UpstreamError, UpstreamTimeout
 from proxy.upstream.base import Completion, Upstream, Usage
 
-__all__ = ["STRATEGIES", "FanOut", "FanoutCounts", "FanoutRun", "Sample", "choose_strategy"]
+__all__ = ["STRATEGIES", "FanOut", "FanoutCounts", "FanoutRun", "Sample", "choose_strategy", "offset_seed"]
 
 log = logging.getLogger(__name__)
 STRATEGIES = ("auto", "parallel", "n")
@@ -164,6 +164,15 @@ class FanOut:
 
 Refill = Callable[["FanoutRun"], int]
 """How many more samples a run should send before it waits (see :meth:`FanOut.run`)."""
+
+
+def offset_seed(body: Mapping[str, Any], offset: int) -> dict[str, Any]:
+    """A copy of ``body`` with its integer ``seed``, if it has one, moved by ``offset``: each
+    sample (and each choice) of a seeded request gets its own seed, still reproducible."""
+    out = dict(body)
+    if offset and isinstance(out.get("seed"), int):
+        out["seed"] = (out["seed"] + offset) & _SEED_MASK
+    return out
 
 
 async def _acquire_both(first: asyncio.Semaphore, second: asyncio.Semaphore) -> None:
@@ -315,11 +324,9 @@ class FanoutRun:
         self._pending[task] = (k, first)
 
     async def _call(self, k: int, first: int) -> Completion:
-        body = dict(self._body)
+        body = offset_seed(self._body, first)
         if k > 1:
             body["n"] = k
-        if isinstance(body.get("seed"), int) and first:
-            body["seed"] = (body["seed"] + first) & _SEED_MASK
         # The sample's time runs from here: waiting for a slot counts, and the upstream, which
         # enforces ``timeout_s`` itself (the Upstream contract), gets what is left of it.
         loop = asyncio.get_running_loop()

@@ -19,9 +19,11 @@ with ``n > 1`` ``per_choice`` lists them for every choice. Headers: ``x-iapo-tas
 (``requested=9;completed=6;failed=0;cancelled=1;unsent=2``), ``x-iapo-cost-usd``,
 ``x-iapo-policy`` (``id@version``).
 
-**Tools.** A request that offers the model ``tools`` (or legacy ``functions``), unless its
+**As sent.** A request that offers the model ``tools`` (or legacy ``functions``), unless its
 ``tool_choice`` is ``"none"``, gets one sample with the conversation as sent (policy rule
-``tools``): a tool call is an action to take, not an answer to vote on or score. Every returned
+``tools``): a tool call is an action to take, not an answer to vote on or score; so does one
+asking for structured output (``response_format`` ``json_object`` / ``json_schema``; rule
+``response_format``). Every returned
 choice is the chosen sample's upstream choice as sent (its ``tool_calls``, ``refusal``,
 ``logprobs`` and whatever else the provider adds), with the proxy's id, model and usage.
 
@@ -52,7 +54,14 @@ from proxy.config import Action, Config, ModelConfig, PromptConfig
 from proxy.errors import NotFound
 from proxy.pipeline.classify import TaskClassifier, TaskDecision, last_user_text
 from proxy.pipeline.extract import extractor_for
-from proxy.pipeline.fanout import FanOut, FanoutCounts, FanoutRun, Refill, choose_strategy
+from proxy.pipeline.fanout import (
+    FanOut,
+    FanoutCounts,
+    FanoutRun,
+    Refill,
+    choose_strategy,
+    offset_seed,
+)
 from proxy.pipeline.metrics import PipelineMetrics
 from proxy.pipeline.rewrite import Rewritten, apply_prompt
 from proxy.pipeline.scorers import Scorers, best_index, utility
@@ -113,13 +122,21 @@ class _Answer:
         self.usage, self.cost_usd = Usage(prompt, completion), cost
 
 
-_TOOLS_ACTION = Action(prompt="plain", n=1, aggregator="best_of_n")
+_AS_SENT = Action(prompt="plain", n=1, aggregator="best_of_n")
 
 
-def _may_call_tools(req: ChatRequest) -> bool:
-    """Whether the request offers the model tools (or legacy functions) it may call."""
+def _as_sent(req: ChatRequest) -> str | None:
+    """Why the request must get one sample of the conversation as sent, if it must: it offers
+    tools (or legacy functions) the model may call (``"tools"``: a tool call is an action to
+    take, not an answer to vote on), or it asks for structured output (``"response_format"``:
+    a rewrite would contradict the schema, and the extractors read prose)."""
     offered = req.extra.get("tools") or req.extra.get("functions")
-    return bool(offered) and req.extra.get("tool_choice", req.extra.get("function_call")) != "none"
+    if offered and req.extra.get("tool_choice", req.extra.get("function_call")) != "none":
+        return "tools"
+    fmt = req.extra.get("response_format")
+    if isinstance(fmt, Mapping) and fmt.get("type") in ("json_object", "json_schema"):
+        return "response_format"
+    return None
 
 
 def _message(c: _Choice) -> dict[str, Any]:
@@ -187,9 +204,9 @@ class PipelineService:
             snapshot = snapshot()
         source = snapshot if hasattr(snapshot, "select") else self.actions
         selection = source.select(task.task, weights.weights)
-        if _may_call_tools(req):  # a tool call is an action to take, not an answer to vote on
-            selection = Selection(_TOOLS_ACTION, selection.policy_id, selection.policy_version,
-                                  "tools")
+        as_sent = _as_sent(req)
+        if as_sent is not None:
+            selection = Selection(_AS_SENT, selection.policy_id, selection.policy_version, as_sent)
         action = selection.action
         lookup = getattr(source, "prompt", None)
         prompt = (lookup(action.prompt) if callable(lookup) else None) \
@@ -295,9 +312,10 @@ class PipelineService:
         question = last_user_text(req.messages)
         if req.n == 1:
             choices = [await self._choice(plan, body, limit, question)]
-        else:
-            tasks = [asyncio.ensure_future(self._choice(plan, body, limit, question))
-                     for _ in range(req.n)]
+        else:  # each choice its own seeds: a seeded n=3 gives three different answers
+            tasks = [asyncio.ensure_future(self._choice(plan, offset_seed(body, i * plan.n), limit,
+                                                        question))
+                     for i in range(req.n)]
             try:
                 choices = list(await asyncio.gather(*tasks))
             finally:  # on the first failure (or cancellation) stop the other choices' samples
@@ -406,18 +424,24 @@ class PipelineService:
             yield out
 
     def _chunks(self, req: ChatRequest, ans: _Answer) -> Sequence[dict[str, Any]]:
+        """The answer as a stream: per choice, a role delta, the content in pieces of eight
+        words (the first carrying the sample's logprobs whole), then its tool calls."""
         cid, created = new_id(), int(time.time())
+        messages = [_message(c) for c in ans.choices]
         out = [chunk(cid, created, req.model, [
-            {"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
-             "finish_reason": None} for i in range(len(ans.choices))])]
-        for i, c in enumerate(ans.choices):
-            words = c.text.split(" ")
+            {"index": i, "delta": {"role": "assistant",
+                                   "content": None if m.get("content") is None else ""},
+             "logprobs": None, "finish_reason": None} for i, m in enumerate(messages)])]
+        for i, (c, message) in enumerate(zip(ans.choices, messages)):
+            words = c.text.split(" ") if message.get("content") is not None else []
+            logprobs = c.upstream.get("logprobs")
             for k in range(0, len(words), 8):
                 piece = " ".join(words[k:k + 8]) + (" " if k + 8 < len(words) else "")
                 out.append(chunk(cid, created, req.model, [
-                    {"index": i, "delta": {"content": piece}, "logprobs": None,
+                    {"index": i, "delta": {"content": piece}, "logprobs": logprobs,
                      "finish_reason": None}]))
-            calls = _message(c).get("tool_calls")
+                logprobs = None
+            calls = message.get("tool_calls")
             if calls:  # whole, in one delta (clients accumulate the pieces of each index)
                 out.append(chunk(cid, created, req.model, [
                     {"index": i, "delta": {"tool_calls": [{"index": k, **call}

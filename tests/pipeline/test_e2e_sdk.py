@@ -146,6 +146,7 @@ async def test_a_tool_call_is_one_sample_returned_as_the_upstream_sent_it(start_
             names, args = [""] * n, [""] * n
             async for part in stream:
                 for choice in part.choices:
+                    assert choice.delta.content is None  # a tool call has no content, not ""
                     for delta in choice.delta.tool_calls or []:
                         names[choice.index] += delta.function.name or ""
                         args[choice.index] += delta.function.arguments or ""
@@ -156,3 +157,27 @@ async def test_a_tool_call_is_one_sample_returned_as_the_upstream_sent_it(start_
         resp = await client.chat.completions.create(model="sim-1", messages=messages,
                                                     tools=[WEATHER], tool_choice="none")
         assert resp.model_extra["iapo"]["action"]["n"] == 5 and not resp.choices[0].message.tool_calls
+
+
+async def test_structured_output_is_one_sample_as_sent(start_proxy, classifier) -> None:
+    url = await start_proxy(service_factory=_factory(classifier, Fixed("cot", 5)))
+    sim = start_proxy.apps[-1][SIM]
+    async with await _sdk(url) as client:
+        resp = await client.chat.completions.create(
+            model="sim-1", messages=[{"role": "user", "content": _math(1)[0]["input"]}],
+            response_format={"type": "json_object"})
+    iapo = resp.model_extra["iapo"]
+    assert (iapo["action"]["prompt"], iapo["action"]["n"], iapo["policy"]["rule"]) == (
+        "plain", 1, "response_format")
+    assert sim.stats.requests == 1
+
+
+async def test_seeded_choices_differ_and_repeat(start_proxy, classifier) -> None:
+    url = await start_proxy(service_factory=_factory(classifier, Fixed("plain", 1)))
+    messages = [{"role": "user", "content": _math(1)[0]["input"]}]
+    async with await _sdk(url) as client:
+        runs = [[c.message.content for c in (await client.chat.completions.create(
+            model="sim-1", messages=messages, n=3, seed=7, temperature=1.0)).choices]
+            for _ in range(2)]
+    assert runs[0] == runs[1]  # reproducible
+    assert len(set(runs[0])) == 3  # but each choice its own sample, as with OpenAI
