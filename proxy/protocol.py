@@ -102,8 +102,9 @@ def _message(m: Any, i: int) -> dict[str, Any]:
                 raise InvalidRequest(f"'{param}.content[{j}].text' must be a string",
                                      param=f"{param}.content[{j}].text")
         return m
-    if content is None and role == "assistant" and (m.get("tool_calls") or m.get("function_call")):
-        return m
+    if content is None and role == "assistant" and any(
+            m.get(k) for k in ("tool_calls", "function_call", "refusal", "audio")):
+        return m  # a reply replayed into the history: a tool call, a refusal, an audio reply
     raise InvalidRequest(f"'{param}.content' must be a string or a list of content parts",
                          param=f"{param}.content")
 

@@ -166,11 +166,13 @@ async def _stream(request: web.Request, chunks: Any, ctx: RequestContext,
 
 @routes.get("/v1/models")
 async def list_models(request: web.Request) -> web.Response:
+    authenticate(request)
     return _json({"object": "list", "data": [_model_obj(name) for name in request.app[MODELS]]})
 
 
 @routes.get("/v1/models/{name}")
 async def get_model(request: web.Request) -> web.Response:
+    authenticate(request)
     name = request.match_info["name"]
     find_model(request.app[MODELS], name)  # 404 unless a model or an alias
     return _json(_model_obj(name))

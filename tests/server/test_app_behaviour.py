@@ -135,6 +135,11 @@ async def test_auth_required(start_proxy, repo_config, monkeypatch) -> None:
                 assert (await r.json())["error"]["type"] == "authentication_error"
         async with s.post(url + CHAT, json=body, headers={"Authorization": "Bearer sk-good"}) as r:
             assert r.status == 200 and r.headers["x-iapo-test"] == "1"
+        for path in ("/v1/models", "/v1/models/sim-1"):
+            async with s.get(url + path) as r:
+                assert r.status == 401, path
+            async with s.get(url + path, headers={"Authorization": "Bearer sk-good"}) as r:
+                assert r.status == 200, path
     assert seen == ["frugal"]
 
 

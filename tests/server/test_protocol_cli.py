@@ -42,6 +42,10 @@ def test_parse_accepts_openai_message_shapes() -> None:
     ]
     req = parse_chat_request({"model": "m", "messages": messages, "temperature": None}, max_n=1)
     assert req.messages == messages and req.temperature is None and req.n == 1
+    replayed = [{"role": "user", "content": "x"},
+                {"role": "assistant", "content": None, "refusal": "I can't help with that."},
+                {"role": "assistant", "content": None, "audio": {"id": "audio_1"}}]
+    assert parse_chat_request({"model": "m", "messages": replayed}, max_n=1).messages == replayed
 
 
 @pytest.mark.parametrize(("body", "param"), [
