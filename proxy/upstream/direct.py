@@ -226,11 +226,12 @@ class DirectUpstream:
 def _status_error(model: ModelConfig, status: int, raw: bytes,
                   headers: Mapping[str, str]) -> Exception:
     """The error for an upstream HTTP status; retryable ones come wrapped in ``_Retryable``."""
-    message = f"HTTP {status}"
+    message, param = f"HTTP {status}", None
     try:
         err = jsonio.loads(raw).get("error")
         if isinstance(err, dict) and err.get("message"):
             message = str(err["message"])
+            param = err.get("param") if isinstance(err.get("param"), str) else None
         elif isinstance(err, str):
             message = err
     except (ValueError, AttributeError):
@@ -242,7 +243,7 @@ def _status_error(model: ModelConfig, status: int, raw: bytes,
         return _Retryable(UpstreamRateLimited(text, headers=kept), _retry_after_s(headers))
     if status >= 500:
         return _Retryable(UpstreamError(text), None)
-    return UpstreamError(text, status=status, code=f"upstream_{status}")
+    return UpstreamError(text, param=param, status=status, code=f"upstream_{status}")
 
 
 def _retry_after_s(headers: Mapping[str, str]) -> float | None:

@@ -142,13 +142,15 @@ async def test_retries_429_and_5xx_then_succeeds(direct) -> None:
         await fake.runner.cleanup()
 
 
-async def test_upstream_4xx_keeps_status_and_message(direct) -> None:
-    fake = Scripted([(400, ERR, {})])
+async def test_upstream_4xx_keeps_status_message_and_param(direct) -> None:
+    err = {"error": {"message": "bad things", "type": "invalid_request_error", "param": "tools"}}
+    fake = Scripted([(400, err, {})])
     url = await fake.start()
     try:
         with pytest.raises(UpstreamError) as info:
             await direct.complete(_model(url, max_retries=3), REQ)
         assert info.value.status == 400 and "bad things" in info.value.message
+        assert info.value.param == "tools"
         assert fake.calls == 1  # never retried
     finally:
         await fake.runner.cleanup()
