@@ -273,3 +273,26 @@ async def test_closing_the_stream_cancels_sampling(config: Config, classifier, f
     assert await gen.__anext__() is KEEP_ALIVE
     await gen.aclose()
     assert up.cancelled == 4
+
+
+async def test_the_chosen_sample_is_returned_as_the_upstream_sent_it(config: Config, classifier,
+                                                                     fake) -> None:
+    up = fake(lambda b: ["The answer is 12."])
+    plain = up.complete
+
+    async def with_extras(model, request, *, timeout_s=None):  # what providers add to a choice
+        done = await plain(model, request, timeout_s=timeout_s)
+        for c in done.body["choices"]:
+            c["logprobs"] = {"content": [{"token": "12", "logprob": -0.1}]}
+            c["message"]["annotations"] = []
+        return done
+
+    up.complete = with_extras
+    svc = PipelineService(config, up, Fixed("cot", 3), classifier=classifier, early_stop=False)
+    got = (await svc.complete(_req("What is 3 times 4?"), _ctx())).body["choices"][0]
+    assert got["message"] == {"role": "assistant", "content": "The answer is 12.", "annotations": []}
+    assert got["logprobs"] == {"content": [{"token": "12", "logprob": -0.1}]}
+    chunks = [p async for p in svc.stream(_req("What is 3 times 4?", stream=True), _ctx())
+              if p is not KEEP_ALIVE]
+    logprobs = [c["choices"][0]["logprobs"] for c in chunks if c["choices"]]
+    assert [lp for lp in logprobs if lp] == [got["logprobs"]]  # once, on the first content chunk
