@@ -19,7 +19,7 @@ from proxy.upstream.base import Upstream
 from proxy.upstream.direct import provider_model_name
 
 __all__ = ["KEEP_ALIVE", "ChatResult", "ChatService", "PassthroughService", "RequestContext",
-           "find_model", "is_keep_alive"]
+           "bearer_token", "find_model", "is_keep_alive"]
 
 KEEP_ALIVE: dict[str, Any] = {"object": "iapo.keep_alive"}
 """A streaming service yields this while it has nothing to send yet; the server writes it as
@@ -62,6 +62,15 @@ class ChatService(Protocol):
     def stream(self, req: ChatRequest, ctx: RequestContext) -> AsyncIterator[dict[str, Any]]:
         """Yield ``chat.completion.chunk`` objects as they are produced, or :data:`KEEP_ALIVE`."""
         ...
+
+
+def bearer_token(headers: Mapping[str, str]) -> bytes | None:
+    """The ``Authorization: Bearer`` token as the bytes received, or None when there is none."""
+    scheme, _, token = headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return token.encode("utf-8", "surrogateescape")  # aiohttp decodes header bytes this way
 
 
 def find_model(models: Config | Mapping[str, ModelConfig], name: str) -> ModelConfig:

@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry
 from proxy.config import Config
 from proxy.errors import AuthenticationFailed, InvalidRequest, PermissionDenied, ProxyError
 from proxy.policy.store import PolicyStore
+from proxy.serving import bearer_token
 
 __all__ = ["POLICY_STORE", "check_admin", "setup_policies"]
 
@@ -37,10 +38,9 @@ def check_admin(request: web.Request, admin_key_env: str) -> None:
     expected = os.environ.get(admin_key_env, "")
     if not expected:
         raise PermissionDenied(f"admin endpoints are disabled: set the {admin_key_env} environment variable")
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    sent = bearer_token(request.headers)
+    if sent is None:
         raise AuthenticationFailed("missing admin key: send 'Authorization: Bearer <admin key>'")
-    sent = token.strip().encode("utf-8", "surrogateescape")  # header bytes as received
     if not hmac.compare_digest(sent, expected.encode()):
         raise AuthenticationFailed("invalid admin key")
 

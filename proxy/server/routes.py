@@ -38,7 +38,7 @@ from proxy.server.state import (
     SERVICE,
     UPSTREAM,
 )
-from proxy.serving import RequestContext, find_model, is_keep_alive
+from proxy.serving import RequestContext, bearer_token, find_model, is_keep_alive
 
 __all__ = ["authenticate", "routes"]
 
@@ -64,11 +64,9 @@ def authenticate(request: web.Request) -> str | None:
     """The caller's profile (or None); 401 when a key is required and missing or wrong."""
     if not request.app[CONFIG].auth.require_api_key:
         return None
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
+    sent = bearer_token(request.headers)
+    if sent is None:
         raise AuthenticationFailed("missing API key: send 'Authorization: Bearer <key>'")
-    sent = token.encode("utf-8", "surrogateescape")  # header bytes as received
     for key, profile in request.app[API_KEYS].items():
         if hmac.compare_digest(sent, key.encode()):
             return profile
