@@ -11,7 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main"]
+__all__ = ["main", "port_number"]
 
 # name -> (module, one-line help). Nested groups use "group.sub".
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -23,6 +23,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("proxy.train.cli_train", "train a policy live against an upstream with PSST"),
     "bench": ("proxy.train.cli_bench", "replay benchmark of learners on a response table"),
 }
+
+
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port number, 0 (any free port) to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (0 to 65535)")
+    return port
 
 
 def _build_parser() -> argparse.ArgumentParser:

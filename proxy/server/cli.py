@@ -19,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from proxy.cli import port_number
+
 if TYPE_CHECKING:
     from proxy.config import Config
 
@@ -52,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=Path("config.yaml"),
                         help="configuration file (default: ./config.yaml)")
     parser.add_argument("--host", default=None, help="bind address (default: server.host)")
-    parser.add_argument("--port", type=int, default=None,
+    parser.add_argument("--port", type=port_number, default=None,
                         help="port (default: server.port; 0 picks a free one)")
     parser.add_argument("--log-level", default="info",
                         choices=["debug", "info", "warning", "error"], help="log level")
@@ -69,9 +71,6 @@ def run(args: argparse.Namespace) -> int:
         return 2
     host = args.host or config.server.host
     port = config.server.port if args.port is None else args.port
-    if not 0 <= port <= 65535:
-        print(f"error: --port: {port} is not a port number", file=sys.stderr)
-        return 2
     from proxy.policy.load import PolicyError
 
     try:

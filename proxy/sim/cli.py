@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from proxy.cli import port_number
+
 if TYPE_CHECKING:
     from proxy.sim.model import SimModel
     from proxy.sim.settings import SimSettings
@@ -22,20 +24,9 @@ __all__ = ["add_arguments", "run", "settings_from_args"]
 log = logging.getLogger(__name__)
 
 
-def _port(text: str) -> int:
-    """An argparse type: a TCP port number, 0 (any free port) to 65535."""
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{port} is not a port number (0 to 65535)")
-    return port
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=_port, default=8001, help="port (0 picks a free one)")
+    parser.add_argument("--port", type=port_number, default=8001, help="port (0 picks a free one)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ttft-ms", type=float, default=350.0, help="time to first token")
     parser.add_argument("--tpot-ms", type=float, default=12.0, help="time per output token")
