@@ -54,6 +54,8 @@ def _table(rows: list[dict[str, Any]]) -> str:
             f"{r['train_mean']:.4f} ± {r['train_se']:.4f}  {r['regret_test_oracle']:>8.4f}  "
             f"{r['regret_train_oracle']:>9.4f}  {r['samples_mean']:>8.0f}  {r['seconds_mean']:>6.3f}"
         )
+    lines.append("reg.test / reg.train: test-table regret to the test oracle / to the in-sample "
+                 "oracle's arms")
     return "\n".join(lines)
 
 

@@ -93,7 +93,8 @@ def exact_tables(env: object) -> ExactTables:
 
 @dataclass(frozen=True)
 class Scores:
-    """Mean over contexts (weighted by share) of train/test utility and regrets."""
+    """Mean over contexts (weighted by share) of train/test utility and two regrets, both on the
+    test table: to the test oracle, and to the in-sample (train) oracle's arms."""
 
     train: float
     test: float
