@@ -29,6 +29,9 @@ class Metrics:
     - ``iapo_upstream_calls_total{model,outcome}``: upstream calls, ``ok`` or the error code.
     - ``iapo_tokens_total{model,kind}``: upstream tokens, ``prompt`` / ``completion``.
     - ``iapo_cost_usd_total{model}``: upstream cost in dollars.
+
+    ``model`` is always a configured model or alias (a bounded set): ``""`` for a request
+    refused before its model was known (bad body, unknown model).
     """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:

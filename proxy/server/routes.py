@@ -85,8 +85,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         # One timer bounds reading the body and, unless streaming, the whole answer.
         async with asyncio.timeout(limit) as timer:
             req = _chat_request(await _read(request), config.server.max_n)
-            request[REQUEST_MODEL] = req.model
             find_model(app[MODELS], req.model)
+            request[REQUEST_MODEL] = req.model  # a metrics label: only once it is a known model
             ctx = RequestContext(request_id=request[REQUEST_ID], profile=profile,
                                  headers=request.headers)
             if req.stream:

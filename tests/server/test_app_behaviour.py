@@ -143,6 +143,30 @@ async def test_auth_required(start_proxy, repo_config, monkeypatch) -> None:
     assert seen == ["frugal"]
 
 
+async def test_metric_labels_take_only_configured_model_names(start_proxy) -> None:
+    url = await start_proxy()
+    junk = "x" * 100_000
+    async with aiohttp.ClientSession() as s:
+        for model in (junk + "1", junk + "2", "iapo-balanced"):
+            async with s.post(url + CHAT, json={"model": model, "messages": MSG}) as r:
+                assert r.status in (200, 404)
+        async with s.post(url + CHAT, json={"model": junk, "messages": "not a list"}) as r:
+            assert r.status == 400
+        async with s.post(url + CHAT, json={"model": "sim-1", "messages": MSG,
+                                            "iapo": {"task": junk}}) as r:
+            assert r.status == 400
+        async with s.post(url + CHAT, json={"model": "sim-1", "messages": MSG},
+                          headers={"x-iapo-task": junk[:4000]}) as r:
+            assert r.status == 400
+        async with s.get(url + "/metrics") as r:
+            text = await r.text()
+    assert junk not in text and len(text) < 100_000
+    assert 'iapo_requests_total{model="",status="404"} 2.0' in text
+    assert 'iapo_requests_total{model="",status="400"} 1.0' in text
+    assert 'iapo_requests_total{model="iapo-balanced",status="200"} 1.0' in text
+    assert 'iapo_requests_total{model="sim-1",status="400"} 2.0' in text
+
+
 async def test_ready_and_metrics(start_proxy, repo_config) -> None:
     url = await start_proxy()
     async with aiohttp.ClientSession() as s:
@@ -156,10 +180,12 @@ async def test_ready_and_metrics(start_proxy, repo_config) -> None:
             assert r.status == 200 and r.headers["content-type"].startswith("text/plain")
             text = await r.text()
     assert 'iapo_requests_total{model="sim-1",status="200"} 1.0' in text
-    assert 'iapo_requests_total{model="nope",status="404"} 1.0' in text
+    assert 'iapo_requests_total{model="",status="404"} 1.0' in text
     assert 'iapo_upstream_calls_total{model="sim-1",outcome="ok"} 1.0' in text
     assert 'iapo_tokens_total{kind="completion",model="sim-1"}' in text
     assert 'iapo_cost_usd_total{model="sim-1"}' in text
+
+    assert "nope" not in text
 
     dead = ModelConfig(name="gone", model="openai/gone", api_base="http://127.0.0.1:9/v1")
     url = await start_proxy(replace(repo_config, models=(*repo_config.models, dead)))
