@@ -17,9 +17,10 @@ sentence count, a text block after the first line, question mark, length bucket)
 CRC32 into ``2**15`` buckets; a bucket's value is its count divided by the square root of the
 total count. The model is ``p = softmax(x W + b)``, fitted by a few epochs of class-balanced SGD
 on the cross-entropy (:func:`fit_model`). Training data: every task set's ``train`` split plus
-the shipped examples in ``proxy/pipeline/data/*.jsonl``. The logits are linear in the counts, so
-prediction sums memoised per-word, per-word-pair and per-flag rows of ``W`` (no array per
-request): about 15 microseconds for a short question.
+the shipped examples in ``proxy/pipeline/data/*.jsonl`` (none there, a broken install, is a
+``ConfigError``). The logits are linear in the counts, so prediction sums memoised per-word,
+per-word-pair and per-flag rows of ``W`` (no array per request): about 15 microseconds for a
+short question.
 """
 
 from __future__ import annotations
@@ -216,7 +217,11 @@ def training_examples(config: Config) -> list[tuple[str, str]]:
     for i, task in enumerate(config.tasks):
         if task.dataset is not None and task.dataset.exists():
             out += [(text, task.name) for text in _train_inputs(task.dataset, f"tasks[{i}].dataset")]
-    for path in sorted(DATA_DIR.glob("*.jsonl")):
+    shipped = sorted(DATA_DIR.glob("*.jsonl"))
+    if not shipped:  # a broken install: training without them loses the 'general' examples
+        raise ConfigError([f"{DATA_DIR}: no shipped training examples (*.jsonl); the package "
+                           "was installed without its data files"], "classifier")
+    for path in shipped:
         for where, obj in _jsonl(path, ""):
             text, label = _field(obj, "text", where), _field(obj, "task", where)
             if label in names:

@@ -111,3 +111,10 @@ def test_a_task_set_that_is_not_utf8_is_named(config: Config, tmp_path: Path) ->
 def test_good_task_sets_still_train(config: Config) -> None:
     examples = training_examples(config)
     assert {task for _, task in examples} == {t.name for t in config.tasks}
+
+
+def test_missing_shipped_examples_are_an_error(config: Config, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("proxy.pipeline.classify.DATA_DIR", tmp_path / "data")
+    with pytest.raises(ConfigError, match=r"data: no shipped training examples \(\*\.jsonl\)"):
+        training_examples(config)
