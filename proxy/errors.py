@@ -8,7 +8,7 @@
     ├── RequestTimeout               408     invalid_request_error (the body arrived too slowly)
     ├── PayloadTooLarge              413     invalid_request_error
     ├── RateLimited                  429     rate_limit_error
-    ├── UpstreamError                502*    upstream_error   (*or the upstream's 4xx/5xx status)
+    ├── UpstreamError                502*    upstream_error   (*or the upstream's 4xx but 401/403)
     │   └── UpstreamTimeout          504     timeout_error
     └── InternalError                500     server_error
 """

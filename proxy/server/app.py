@@ -63,6 +63,7 @@ def create_app(config: Config, *, upstream: Upstream | None = None,
     if config.auth.require_api_key and not app[API_KEYS]:
         log.warning("auth.require_api_key is set but none of the key env vars is set: "
                     "every request will be refused")
+    _warn_unset_upstream_keys(config)
     app.add_routes(routes)
     for plugin in (policy_plugin,) if plugins is None else plugins:
         plugin(app)
@@ -95,6 +96,16 @@ def _lifecycle(service_factory: ServiceFactory | None, owned: bool
             if sim is not None:
                 await sim.stop()
     return lifecycle
+
+
+def _warn_unset_upstream_keys(config: Config) -> None:
+    """One warning per model whose ``api_key_env`` names an unset variable (the embedded
+    simulator takes no key): its upstream will most likely refuse every call."""
+    for i, model in enumerate(config.models):
+        env = model.api_key_env
+        if env and not model.embedded and not os.environ.get(env):
+            log.warning("models[%d].api_key_env: environment variable %s is not set: model "
+                        "'%s' is called without a key", i, env, model.name)
 
 
 def _virtual_models(config: Config) -> dict[str, ModelConfig]:

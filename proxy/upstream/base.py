@@ -8,6 +8,7 @@ Implementations enforce ``timeout_s`` themselves with asyncio and raise only
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -15,7 +16,8 @@ from typing import Any, Protocol
 from proxy.config import ModelConfig
 from proxy.errors import UpstreamError
 
-__all__ = ["Completion", "Upstream", "UpstreamRateLimited", "Usage", "config_cost", "usage_of"]
+__all__ = ["Completion", "Upstream", "UpstreamRateLimited", "Usage", "config_cost",
+           "credentials_rejected", "usage_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,19 @@ class UpstreamRateLimited(UpstreamError):
     """The upstream answered 429; its ``retry-after`` header is kept in ``headers``."""
 
     status, type, code = 429, "rate_limit_error", "rate_limit_exceeded"
+
+
+def credentials_rejected(model: ModelConfig, status: int) -> UpstreamError:
+    """The upstream answered 401/403: it refused the *proxy's* key for ``model``, so the client
+    gets a 502 naming the env var to check (a 401 would make it blame its own key). The
+    upstream's message is left out: it may echo part of the key."""
+    env = model.api_key_env
+    if env is None:
+        hint = "the model has no api_key_env"
+    else:
+        hint = f"check env var {env}" + ("" if os.environ.get(env) else ", which is not set")
+    return UpstreamError(f"upstream rejected the proxy's credentials for model '{model.name}' "
+                         f"(HTTP {status}); {hint}", code=f"upstream_{status}")
 
 
 def config_cost(model: ModelConfig, usage: Usage) -> float | None:

@@ -6,8 +6,9 @@ a third of aiohttp's client CPU per call); streams and ``ready`` over one shared
 
 Failures map to the proxy's errors: connection errors and malformed bodies → 502
 :class:`UpstreamError`; our own ``asyncio.timeout`` → 504 :class:`UpstreamTimeout`; upstream
-429 → 429 :class:`UpstreamRateLimited` (``retry-after`` kept); other upstream 4xx → the same status
-with the upstream's message; upstream 5xx → 502. ``model.max_retries`` retries 429, 5xx and
+429 → 429 :class:`UpstreamRateLimited` (``retry-after`` kept); upstream 401/403 → 502 naming the
+model's key env var (:func:`credentials_rejected`: the proxy's key, not the client's); other
+upstream 4xx → the same status with the upstream's message; upstream 5xx → 502. ``model.max_retries`` retries 429, 5xx and
 connection errors with exponential backoff that honours ``retry-after`` (within the timeout).
 """
 
@@ -28,6 +29,7 @@ from proxy.upstream.base import (
     UpstreamRateLimited,
     Usage,
     config_cost,
+    credentials_rejected,
     usage_of,
 )
 from proxy.upstream.http1 import Http1Pool
@@ -237,6 +239,8 @@ def _status_error(model: ModelConfig, status: int, raw: bytes,
     except (ValueError, AttributeError):
         pass
     text = f"upstream '{model.name}': {message}"
+    if status in (401, 403):
+        return credentials_rejected(model, status)
     if status == 429:
         retry_after = headers.get("retry-after")
         kept = {"retry-after": retry_after} if retry_after else {}

@@ -18,7 +18,14 @@ from typing import Any
 
 from proxy.config import ModelConfig
 from proxy.errors import UpstreamError, UpstreamTimeout
-from proxy.upstream.base import Completion, UpstreamRateLimited, Usage, config_cost, usage_of
+from proxy.upstream.base import (
+    Completion,
+    UpstreamRateLimited,
+    Usage,
+    config_cost,
+    credentials_rejected,
+    usage_of,
+)
 
 __all__ = ["LiteLLMUpstream", "import_litellm", "map_litellm_error"]
 
@@ -51,6 +58,8 @@ def map_litellm_error(model: ModelConfig, exc: Exception) -> UpstreamError:
         headers = getattr(getattr(exc, "response", None), "headers", None) or {}
         retry_after = headers.get("retry-after") if hasattr(headers, "get") else None
         return UpstreamRateLimited(message, headers={"retry-after": retry_after} if retry_after else {})
+    if status in (401, 403):  # litellm's AuthenticationError / PermissionDeniedError
+        return credentials_rejected(model, status)
     if isinstance(status, int) and 400 <= status < 500:
         return UpstreamError(message, status=status, code=f"upstream_{status}")
     return UpstreamError(message)

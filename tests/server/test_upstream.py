@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 from aiohttp import web
@@ -204,3 +205,69 @@ async def test_litellm_transport_against_the_simulator() -> None:
     finally:
         await up.close()
         await sim.stop()
+
+
+class _LiteLLMAuthError(Exception):
+    """Shaped like litellm's AuthenticationError / PermissionDeniedError (``status_code``)."""
+
+    def __init__(self, status_code: int) -> None:
+        super().__init__("Incorrect API key provided: sk-abc***")
+        self.status_code = status_code
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_upstream_401_403_blame_the_proxys_key_on_both_paths(direct, monkeypatch,
+                                                                  status: int) -> None:
+    from proxy.upstream.litellm_upstream import map_litellm_error
+
+    monkeypatch.delenv("IAPO_TEST_UPSTREAM_KEY", raising=False)
+    err = {"error": {"message": "Incorrect API key provided: sk-abc***", "type": "x"}}
+    fake = Scripted([(status, err, {})])
+    url = await fake.start()
+    try:
+        m = _model(url, api_key_env="IAPO_TEST_UPSTREAM_KEY", max_retries=2)
+        with pytest.raises(UpstreamError) as direct_err:
+            await direct.complete(m, REQ)
+        with pytest.raises(UpstreamError) as stream_err:
+            async for _ in direct.stream(m, REQ):
+                pass
+        assert fake.calls == 2  # never retried
+    finally:
+        await fake.runner.cleanup()
+    mapped = map_litellm_error(m, _LiteLLMAuthError(status))
+    for exc in (direct_err.value, stream_err.value, mapped):
+        assert exc.status == 502 and exc.type == "upstream_error"
+        assert exc.code == f"upstream_{status}"
+        assert exc.message == (f"upstream rejected the proxy's credentials for model 'm' "
+                               f"(HTTP {status}); check env var IAPO_TEST_UPSTREAM_KEY, "
+                               "which is not set")
+
+
+async def test_unset_upstream_key_is_logged_and_its_401_is_a_502(start_proxy, repo_config,
+                                                                 monkeypatch, caplog) -> None:
+    import openai
+
+    from proxy.serving import PassthroughService
+    from proxy.server.state import CONFIG, UPSTREAM
+
+    monkeypatch.delenv("IAPO_TEST_UPSTREAM_KEY", raising=False)
+    fake = Scripted([(401, ERR, {})])
+    url = await fake.start()
+    keyed = ModelConfig("sim-1", "openai/sim-1", api_base=url, api_key_env="IAPO_TEST_UPSTREAM_KEY")
+    free = ModelConfig("local", "openai/sim-1", api_base=url)
+    sim = ModelConfig("sim-2", "openai/sim-1", api_base="embedded", api_key_env="IAPO_TEST_SIM_KEY")
+    config = replace(repo_config, models=(keyed, free, sim))
+    try:
+        with caplog.at_level("WARNING", logger="proxy.server.app"):
+            proxy = await start_proxy(config, service_factory=lambda app: PassthroughService(
+                app[CONFIG], app[UPSTREAM]))
+        warned = [r.getMessage() for r in caplog.records if r.name == "proxy.server.app"]
+        assert warned == ["models[0].api_key_env: environment variable IAPO_TEST_UPSTREAM_KEY "
+                          "is not set: model 'sim-1' is called without a key"]
+        async with openai.AsyncOpenAI(base_url=proxy + "/v1", api_key="x", max_retries=0) as c:
+            with pytest.raises(openai.InternalServerError) as info:
+                await c.chat.completions.create(model="sim-1", messages=REQ["messages"])
+        assert info.value.status_code == 502
+        assert "IAPO_TEST_UPSTREAM_KEY" in info.value.message
+    finally:
+        await fake.runner.cleanup()
