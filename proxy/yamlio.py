@@ -1,11 +1,14 @@
 """YAML from files the proxy did not write (config and policy files): ``yaml.safe_load`` that
-fails with one ``key.path: reason`` line instead of a traceback, a hang or a stack overflow."""
+fails with one ``key.path: reason`` line instead of a traceback, a hang or a stack overflow, and
+that refuses a duplicate mapping key instead of keeping the last one."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import yaml
+
+from proxy.errors import shown
 
 __all__ = ["YamlError", "parse_yaml"]
 
@@ -46,6 +49,19 @@ def _syntax(exc: yaml.MarkedYAMLError) -> str:
     return text
 
 
+def _check_unique_keys(node: yaml.MappingNode, path: str) -> None:
+    """Refuse a mapping that repeats a key (``yaml.safe_load`` keeps the last one silently:
+    a second ``server:`` block would replace the first). Merge keys (``<<``) are left alone."""
+    first: dict[tuple[str, str], Any] = {}
+    for k, _ in node.value:
+        if not isinstance(k, yaml.ScalarNode) or k.tag == "tag:yaml.org,2002:merge":
+            continue
+        seen = first.setdefault((k.tag, k.value), k.start_mark)
+        if seen is not k.start_mark:
+            raise YamlError(f"{path or '<root>'}: duplicate key {shown(k.value)} at "
+                            f"{_mark(k.start_mark)} (first at line {seen.line + 1})")
+
+
 def _check_nodes(root: yaml.Node) -> None:
     """Refuse a node graph, before anything is built from it, that holds an alias to a node
     containing that alias, nests more than :data:`_MAX_DEPTH` levels or whose aliases add more
@@ -64,6 +80,7 @@ def _check_nodes(root: yaml.Node) -> None:
             if isinstance(node, yaml.SequenceNode):
                 children = [(child, f"{path}[{i}]") for i, child in enumerate(node.value)]
             elif isinstance(node, yaml.MappingNode):
+                _check_unique_keys(node, path)
                 for k, v in node.value:
                     sub = str(k.value) if isinstance(k, yaml.ScalarNode) else "?"
                     sub = f"{path}.{sub}" if path else sub
@@ -86,7 +103,7 @@ def _check_nodes(root: yaml.Node) -> None:
 
 def parse_yaml(text: str) -> Any:
     """``yaml.safe_load`` for files from outside: a syntax error is one line with its line and
-    column; deep nesting, recursive aliases and alias bombs are refused (see
+    column; duplicate keys, deep nesting, recursive aliases and alias bombs are refused (see
     :func:`_check_nodes`). Raises :class:`YamlError`."""
     loader = _Loader(text)
     try:

@@ -234,6 +234,10 @@ HOSTILE: list[tuple[str, bytes, str]] = [
     ("syntax error", b"models: []\nserver: [unclosed\n",
      "<root>: not valid YAML at line 3, column 1: expected ',' or ']', but got '<stream end>' "
      "(while parsing a flow sequence at line 2, column 9)"),
+    ("duplicate section", b"server: {port: 8001}\nmodels: []\nserver: {port: 8002}\n",
+     "<root>: duplicate key 'server' at line 3, column 1 (first at line 1)"),
+    ("duplicate key", b"server:\n  port: 8001\n  host: 0.0.0.0\n  port: 8002\n",
+     "server: duplicate key 'port' at line 4, column 3 (first at line 2)"),
     ("bad date", b"server:\n  host: 2026-13-45\n",
      "<root>: not valid YAML at line 2, column 9: cannot read this value (month must be in 1..12)"),
 ]

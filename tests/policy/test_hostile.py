@@ -54,6 +54,10 @@ HOSTILE: list[tuple[str, bytes, str]] = [
     ("billion laughs", _with_params(_bomb()).encode(),
      "<root>: YAML aliases expand too far (more than 100000 extra nodes; write the values out instead)"),
     ("not UTF-8", b"schema: 1\nid: caf\xe9\n", "<root>: not UTF-8 text"),
+    ("duplicate key", b"schema: 1\nid: a\nid: b\n",
+     "<root>: duplicate key 'id' at line 3, column 1 (first at line 2)"),
+    ("duplicate nested key", _with_params("  params:\n    rounds: 5\n    rounds: 6\n").encode(),
+     "provenance.params: duplicate key 'rounds' at line 8, column 5 (first at line 7)"),
     ("syntax error", b"schema: 1\nid: [unterminated\n",
      "<root>: not valid YAML at line 3, column 1: expected ',' or ']', but got '<stream end>' "
      "(while parsing a flow sequence at line 2, column 5)"),
