@@ -260,8 +260,16 @@ def parse_weights(raw: Any, objectives: tuple[str, ...], path: str, problems: Pr
 
 
 def _is_url(value: str) -> bool:
+    """An http(s) URL with a host, a valid port if any, and no whitespace or control characters
+    (``urlparse`` takes ``http://exa mple.com`` as is)."""
+    if any(c.isspace() or not c.isprintable() for c in value):
+        return False
     parsed = urlparse(value)
-    return parsed.scheme in ("http", "https") and bool(parsed.netloc)
+    try:
+        has_host = bool(parsed.hostname) and (parsed.port is None or parsed.port >= 0)
+    except ValueError:  # a port that is not a number in 0..65535
+        return False
+    return parsed.scheme in ("http", "https") and has_host
 
 
 def _server(r: Reader) -> ServerConfig:
@@ -550,6 +558,8 @@ def parse_config(data: Any, base_dir: Path | None = None, source: str = "config"
         first_wave=fr.float("first_wave", 0.0, lo=0.0, hi=1.0),
         stop_risk=fr.float("stop_risk", 0.05, lo=0.0, hi=0.5),
     )
+    if fanout.min_success > fanout.n_max:
+        fr.problem("min_success", f"must be <= fanout.n_max ({fanout.n_max})")
     cr = root.sub("classifier", default={})
     classifier = ClassifierConfig(
         path=cr.opt_path("path"),
