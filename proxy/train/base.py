@@ -5,7 +5,8 @@ so do :func:`~proxy.train.registry.make_learner` and the CLIs, before anything i
 parameter is a :class:`~proxy.train.errors.ParamError` naming the learner and the parameter);
 ``fit(env, budget)`` spends at most ``budget`` samples and sets
 ``actions_`` (C, 2) = (prompt, N) per context, ``estimates_`` (:class:`ArmTable`),
-``samples_`` (samples spent, never above the budget) and ``stats_`` (:class:`ArmStats`).
+``samples_`` (samples spent, never above the budget), ``stats_`` (:class:`ArmStats`) and
+``reuse_`` (the reuse estimator the fit used).
 
 Queries: with ``queries="cycle"`` train queries are drawn without replacement from a shuffled
 cycle of the finite train set (every batch of pulls in a round uses the same queries for all
@@ -44,6 +45,7 @@ class Learner:
     """Base class: budget accounting, query schedule, pulls feeding shared statistics."""
 
     name: ClassVar[str] = "learner"  # the registry name, used in error messages
+    reuses: ClassVar[tuple[str, ...]] = ("subsets", "blocks")  # the reuse values it accepts
     top_report = 8  # arms per context in estimates_ for learners without elimination
 
     def __init__(self, *, reuse: Reuse = "subsets", queries: QueryMode = "cycle", seed: int | None = None) -> None:
@@ -62,7 +64,8 @@ class Learner:
     def validate(self, env: Env | None = None) -> None:
         """Raise :class:`ParamError` unless every parameter is usable; with ``env`` (anything with
         its ``n_prompts`` and ``n_max``) also the limits that depend on its shape."""
-        self._require(self.reuse in ("subsets", "blocks"), "reuse", "'subsets' or 'blocks'")
+        *head, last = (f"'{r}'" for r in self.reuses)
+        self._require(self.reuse in self.reuses, "reuse", f"{', '.join(head)} or {last}")
         self._require(self.queries in ("cycle", "iid"), "queries", "'cycle' or 'iid'")
         self._require(self.seed is None or (is_int(self.seed) and self.seed >= 0), "seed", "an integer >= 0")
 
@@ -87,10 +90,15 @@ class Learner:
         self.samples_ = 0
         self._cycle = np.empty(0, dtype=np.int64)
         self.stats_ = ArmStats(len(env.contexts), env.n_prompts, env.n_max, env.n_objectives)
+        self.reuse_ = self._resolve_reuse(env)
         alive = self._run()
         self.actions_ = self._choose(alive)
         self.estimates_ = self.stats_.table(self._report_arms(alive))
         return self
+
+    def _resolve_reuse(self, env: Env) -> str:
+        """The reuse estimator a fit uses (``reuse`` itself unless a subclass resolves it)."""
+        return self.reuse
 
     def _run(self) -> np.ndarray | None:
         """Spend the budget; return the alive mask (C, P, K) or ``None``."""
@@ -121,7 +129,10 @@ class Learner:
             raise AssertionError("internal: pull would exceed the budget")
         pulls = self._env.pull_many(prompts, n, self._rng, queries)
         self.samples_ += cost
-        self.stats_.add(prompts, self._env.observe(pulls, n, self.reuse))
+        if self.reuse_ == "pooled":
+            self.stats_.add_counts(pulls.prompts, pulls.queries, self._env.answer_counts(pulls))
+        else:
+            self.stats_.add(prompts, self._env.observe(pulls, n, self.reuse_))
 
     def _pull_crn(self, prompts: np.ndarray, n_each: np.ndarray, m: int | np.ndarray) -> None:
         """``m`` (or ``m[i]``) pulls of each prompt at its own scale; every prompt uses the first

@@ -10,6 +10,10 @@ An environment exposes ``n_prompts``, ``n_max``, ``n_queries`` (the finite train
   ``k <= kmax`` in every context (``reuse="subsets"``: exact mean over all k-subsets, one
   observation per pull; ``reuse="blocks"``: the reference's floor(n/k) disjoint blocks).
 
+A majority-vote table with a finite train set also offers ``answer_counts(pulls)`` and
+``pooled_stats()``, for learners that pool answers per (prompt, query) (``reuse="pooled"``,
+:mod:`proxy.train.pooled`).
+
 Utility of arm (p, k) in context c: ``U = E[w_c . aggregate_k] - lambda_c * k * cost``.
 """
 
@@ -18,12 +22,15 @@ from __future__ import annotations
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
 from proxy.train.errors import TableError
 from proxy.train.subsets import block_majority, subset_majority
+
+if TYPE_CHECKING:  # pooled.py builds on stats.py, which imports this module
+    from proxy.train.pooled import PooledStats
 
 __all__ = [
     "MATH_CONTEXTS",
@@ -35,7 +42,7 @@ __all__ = [
     "Reuse",
 ]
 
-Reuse = Literal["subsets", "blocks"]
+Reuse = Literal["subsets", "blocks", "pooled", "auto"]
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first entry, or an empty zip
 
 
@@ -208,11 +215,22 @@ class ReplayMajorityEnv:
         samples = (u[:, :, None] >= cdf[:, None, :]).sum(axis=2)
         return Pulls(prompts, queries, np.minimum(samples, self.n_categories - 1))
 
+    def answer_counts(self, pulls: Pulls) -> np.ndarray:
+        """Answer counts (M, categories) of each pull."""
+        return (pulls.samples[:, :, None] == np.arange(self.n_categories)).sum(axis=1)
+
+    def pooled_stats(self) -> PooledStats:
+        """Empty pooled (plug-in) statistics for this table (``reuse="pooled"``)."""
+        from proxy.train.pooled import PooledStats
+
+        return PooledStats(self.train_answers, self.n_categories, self.cost_per_prompt,
+                           self._lams, self.n_max)
+
     def observe(self, pulls: Pulls, kmax: int, reuse: Reuse) -> Observation:
         correct = self.train_answers[pulls.queries]
         m = pulls.prompts.size
         if reuse == "subsets":
-            counts = (pulls.samples[:, :, None] == np.arange(self.n_categories)).sum(axis=1)
+            counts = self.answer_counts(pulls)
             credit = subset_majority(counts, correct, kmax)
             cr_sum, cr_sq, count = credit, credit * credit, np.ones((m, kmax))
         elif reuse == "blocks":

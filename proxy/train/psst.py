@@ -15,6 +15,15 @@ is the prompt of its best alive arm, served at that prompt's best scale by the c
 
 Small budgets (``cap="budget"``): scales above the largest ``K`` for which the budget affords
 one pull of every prompt in each of ``ceil(log2(|P| K))`` rounds are dropped at the start.
+
+Pooled (``reuse="pooled"``, the default ``"auto"`` on a majority-vote table with a finite train
+set; :mod:`proxy.train.pooled`): every scale of a prompt is estimated from the answers pooled
+per query, so a pull costs ``pull_n`` samples whatever the scale, and the arms of a prompt stand
+or fall together. The same rounds then trim prompts: each context keeps its ``ceil(n_c / f)``
+prompts whose best arm is best (revival, ties and the budget split as above; ``cap`` is moot),
+and serves its last prompt at the scale of that prompt's best arm. A budget that is spread over
+many queries at a small ``pull_n`` instead of few queries at the largest scale removes most of
+the query-to-query noise that decides between close prompts.
 """
 
 from __future__ import annotations
@@ -27,6 +36,11 @@ from proxy.train.base import Learner, QueryMode, is_int, is_number
 from proxy.train.env import Env, Reuse
 
 __all__ = ["PSST", "PSSTK", "trim"]
+
+
+def _poolable(env: Env) -> bool:
+    """Whether ``env`` can pool answers per (prompt, query): a finite majority-vote train set."""
+    return hasattr(env, "pooled_stats") and getattr(env, "n_queries", None) is not None
 
 
 def trim(
@@ -57,29 +71,74 @@ class PSST(Learner):
     updated for free by the pulls the other contexts asked for.
     ``cap="budget"``: drop scales the budget cannot schedule (see the module docstring).
     ``psst(reuse="blocks", queries="iid", revive=False, cap="none")`` is the reference's rule
-    set with honest budget accounting.
+    set with honest budget accounting. ``reuse="auto"`` pools answers (``"pooled"``, with
+    ``pull_n`` answers per pull) where the environment offers it, else uses ``"subsets"``.
     """
 
     name = "psst"
+    reuses = ("auto", "pooled", "subsets", "blocks")
 
     def __init__(
-        self, *, revive: bool = True, cap: str = "budget", reuse: Reuse = "subsets",
-        queries: QueryMode = "cycle", seed: int | None = None,
+        self, *, revive: bool = True, cap: str = "budget", reuse: Reuse = "auto",
+        pull_n: int = 8, queries: QueryMode = "cycle", seed: int | None = None,
     ) -> None:
         super().__init__(reuse=reuse, queries=queries, seed=seed)
         self.revive = revive
         self.cap = cap
+        self.pull_n = pull_n
 
     def validate(self, env: Env | None = None) -> None:
         super().validate(env)
+        self._validate_trimming()
+        self._require(is_int(self.pull_n) and self.pull_n >= 1, "pull_n", "an integer >= 1")
+        if env is not None and self.reuse == "pooled":
+            self._require(_poolable(env), "reuse",
+                          "'subsets' or 'blocks' on this environment (it cannot pool answers)")
+
+    def _validate_trimming(self) -> None:
         self._require(isinstance(self.revive, bool) or (is_int(self.revive) and self.revive in (0, 1)),
                       "revive", "true or false (or 1 or 0)")
         self._require(self.cap in ("budget", "none"), "cap", "'budget' or 'none'")
 
+    def _resolve_reuse(self, env: Env) -> str:
+        if self.reuse == "auto":
+            return "pooled" if _poolable(env) else "subsets"
+        return self.reuse
+
     def _run(self) -> np.ndarray:
         env = self._env
+        if self.reuse_ == "pooled":
+            self.stats_ = env.pooled_stats()  # type: ignore[attr-defined]
+            alive = self._trim_prompts(self.left)
+            return np.repeat(alive[:, :, None], env.n_max, axis=2)
         alive = np.ones((len(env.contexts), env.n_prompts, env.n_max), dtype=bool)
         return self._trim_rounds(alive, self.left)
+
+    def _trim_prompts(self, budget: int) -> np.ndarray:
+        """The rounds of the module docstring over prompts on pooled estimates; alive (C, P)."""
+        env = self._env
+        alive = np.ones((len(env.contexts), env.n_prompts), dtype=bool)
+        n = max(1, min(int(self.pull_n), budget // env.n_prompts))
+        stop = self.samples_ + budget
+        while True:
+            live = np.nonzero(alive.any(axis=0))[0]
+            n_alive = alive.sum(axis=1)
+            needed = ceil(log2(n_alive.max())) if n_alive.max() > 1 else 0
+            affordable = (stop - self.samples_) // (live.size * n)
+            if needed == 0 or affordable == 0:
+                return alive
+            rounds_left = min(needed, affordable)
+            m = (stop - self.samples_) // rounds_left // (live.size * n)
+            self._pull_crn(live, np.full(live.size, n), m)
+            factor = n_alive.max() ** (1.0 / rounds_left)
+            keep = np.maximum(1, np.ceil(n_alive / factor)).astype(int)
+            if rounds_left == 1:
+                keep[:] = 1
+            candidates = alive.copy()
+            if self.revive:
+                candidates[:, live] = True
+            best = self.stats_.mean().max(axis=2, keepdims=True)  # (C, P, 1): each best arm
+            alive = trim(best, self.stats_.count[:, :1], candidates[:, :, None], keep)[:, :, 0]
 
     def _choose(self, alive: np.ndarray | None) -> np.ndarray:
         actions = super()._choose(alive)
@@ -135,17 +194,21 @@ class PSSTK(PSST):
     statistics and run PSST on the rest."""
 
     name = "psst-k"
+    reuses = ("subsets", "blocks")
 
     def __init__(
         self, *, k: int = 4, burn_in: float = 0.2, revive: bool = True, cap: str = "budget",
         reuse: Reuse = "subsets", queries: QueryMode = "cycle", seed: int | None = None,
     ) -> None:
-        super().__init__(revive=revive, cap=cap, reuse=reuse, queries=queries, seed=seed)
+        Learner.__init__(self, reuse=reuse, queries=queries, seed=seed)  # no pooling: no pull_n
+        self.revive = revive
+        self.cap = cap
         self.k = k
         self.burn_in = burn_in
 
     def validate(self, env: Env | None = None) -> None:
-        super().validate(env)
+        Learner.validate(self, env)
+        self._validate_trimming()
         self._require(is_int(self.k) and self.k >= 1, "k", "an integer >= 1")
         if env is not None:
             self._require(self.k <= env.n_prompts, "k", f"at most the number of prompts ({env.n_prompts})")

@@ -111,7 +111,7 @@ def test_the_help_example_runs(table: Path, tmp_path: Path) -> None:
     ("psst-k:k=0", "psst-k: k must be an integer >= 1, got 0"),
     ("psst-k:k=abc", "psst-k: k must be an integer >= 1, got 'abc'"),
     ("psst-k:k=5", "psst-k: k must be at most the number of prompts (4), got 5"),
-    ("psst:reuse=bogus", "psst: reuse must be 'subsets' or 'blocks', got 'bogus'"),
+    ("psst:reuse=bogus", "psst: reuse must be 'auto', 'pooled', 'subsets' or 'blocks', got 'bogus'"),
     ("ucb:c=-1", "ucb: c must be a number >= 0, got -1"),
     ("psst,k=4", "(write psst:k=4)"),
     ("psst,ucb,psst", "--algorithms names 'psst' twice"),

@@ -112,7 +112,7 @@ def test_split_specs_rejects_stray_parameters(text: str, message: str) -> None:
     ("psst-k:k=2.5", "psst-k: k must be an integer >= 1, got 2.5"),
     ("psst-k:burn_in=1", "psst-k: burn_in must be a fraction in (0, 1), got 1"),
     ("psst-k:k=1,k=2", "psst-k: parameter 'k' is given twice"),
-    ("psst:reuse=bogus", "psst: reuse must be 'subsets' or 'blocks', got 'bogus'"),
+    ("psst:reuse=bogus", "psst: reuse must be 'auto', 'pooled', 'subsets' or 'blocks', got 'bogus'"),
     ("psst:queries=all", "psst: queries must be 'cycle' or 'iid', got 'all'"),
     ("psst:cap=some", "psst: cap must be 'budget' or 'none', got 'some'"),
     ("psst:revive=maybe", "psst: revive must be true or false (or 1 or 0), got 'maybe'"),

@@ -1,0 +1,81 @@
+"""Pooled (plug-in) estimates and PSST on them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from proxy.train.bon import make_synthetic_bon
+from proxy.train.env import ReplayMajorityEnv
+from proxy.train.errors import ParamError
+from proxy.train.evaluate import exact_tables
+from proxy.train.registry import make_learner
+from proxy.train.subsets import exact_majority
+
+
+def test_estimate_is_the_exact_credit_of_the_pooled_answers(small_env: ReplayMajorityEnv) -> None:
+    stats = small_env.pooled_stats()
+    # prompt 1 on queries 0 and 3, prompt 2 on query 3, in two pulls each: counts add up
+    pulls = [(1, 0, [2, 0, 1, 1]), (1, 0, [1, 2, 0, 0]), (1, 3, [0, 3, 1, 0]),
+             (2, 3, [1, 1, 1, 1]), (2, 3, [0, 0, 0, 2])]
+    for p, q, counts in pulls:
+        stats.add_counts(np.array([p]), np.array([q]), np.array([counts]))
+    pooled = {(1, 0): [3, 2, 1, 1], (1, 3): [0, 3, 1, 0], (2, 3): [1, 1, 1, 3]}
+    ks = np.arange(1, small_env.n_max + 1)
+    lams = np.array([c.lam for c in small_env.contexts])
+    mean = stats.mean()
+    for p, queries in ((1, (0, 3)), (2, (3,))):
+        counts = np.array([pooled[(p, q)] for q in queries], dtype=float)
+        credit = exact_majority(counts / counts.sum(axis=1, keepdims=True),
+                                small_env.train_answers[list(queries)], small_env.n_max).mean(axis=0)
+        expected = credit[None] - lams[:, None] * ks * small_env.cost_per_prompt[p]
+        np.testing.assert_allclose(mean[:, p], expected, atol=1e-12)
+    assert np.isnan(mean[:, 0]).all()  # never pulled
+    assert stats.count[:, 0].tolist() == [0, 2, 1, 0]  # queries pulled per prompt
+
+
+def test_the_table_interval_is_over_queries(small_env: ReplayMajorityEnv) -> None:
+    stats = small_env.pooled_stats()
+    rng = np.random.default_rng(0)
+    queries = np.arange(small_env.n_queries)
+    stats.add_counts(np.zeros(queries.size, dtype=np.int64), queries,
+                     rng.integers(0, 4, size=(queries.size, small_env.n_categories)) + 1)
+    table = stats.table(np.array([[0, 1], [0, 5]]))
+    assert table.n_obs.tolist() == [queries.size, queries.size]
+    assert np.all(table.ci_low < table.utility) and np.all(table.utility < table.ci_high)
+    np.testing.assert_allclose(table.utility, stats.mean()[:, 0, [0, 4]])
+
+
+def test_psst_pools_on_a_table_and_falls_back_elsewhere(small_env: ReplayMajorityEnv) -> None:
+    assert make_learner("psst", seed=0).fit(small_env, 400).reuse_ == "pooled"
+    assert make_learner("psst:reuse=subsets", seed=0).fit(small_env, 400).reuse_ == "subsets"
+    bon = make_synthetic_bon(0)  # scores, not answers: nothing to pool
+    assert make_learner("psst", seed=0).fit(bon, 1000).reuse_ == "subsets"
+    with pytest.raises(ParamError, match=r"psst: reuse must be 'subsets' or 'blocks' on this "
+                                         r"environment \(it cannot pool answers\), got 'pooled'"):
+        make_learner("psst:reuse=pooled").fit(bon, 1000)
+    with pytest.raises(ParamError, match=r"psst-k: reuse must be 'subsets' or 'blocks', got 'pooled'"):
+        make_learner("psst-k:reuse=pooled")
+    with pytest.raises(ParamError, match=r"psst: pull_n must be an integer >= 1, got 0"):
+        make_learner("psst:pull_n=0")
+
+
+@pytest.mark.parametrize("budget", [4, 9, 37, 401, 5000])
+def test_pooled_psst_never_overspends_and_names_one_arm_per_context(
+        small_env: ReplayMajorityEnv, budget: int) -> None:
+    learner = make_learner("psst", seed=3).fit(small_env, budget)
+    assert 0 < learner.samples_ <= budget
+    assert learner.actions_.shape == (len(small_env.contexts), 2)
+    p, n = learner.actions_[:, 0], learner.actions_[:, 1]
+    assert (learner.stats_.count[p, 0] > 0).all()  # the served prompts were pulled
+    best = learner.stats_.mean()[np.arange(len(p)), p].argmax(axis=1) + 1
+    assert n.tolist() == best.tolist()  # each at its prompt's best estimated scale
+
+
+def test_pooling_beats_per_pull_subsets_on_math(math_env: ReplayMajorityEnv) -> None:
+    tables = exact_tables(math_env)
+
+    def train(spec: str) -> float:
+        return float(np.mean([tables.value(make_learner(spec, seed=s).fit(math_env, 20_000).actions_,
+                                           "train").mean() for s in range(8)]))
+    assert train("psst") > train("psst:reuse=subsets") + 0.001
