@@ -52,7 +52,8 @@ Limits: a process-wide semaphore (``fanout.max_concurrency``) shared by every re
 per-request one (``fanout.per_request_concurrency``, shared by all of a request's choices);
 each sample has ``fanout.sample_timeout_s`` from when it is sent: waiting for a slot counts
 (with a timer only while a limit is full), and the upstream call gets what is left as its
-``timeout_s``, which upstreams enforce themselves (one timer per call, not two). Leaving the
+``timeout_s``, which upstreams enforce themselves, capped by the model's own ``timeout_s``
+(one timer per call, not two). Leaving the
 run's ``async with`` block —
 normally, by an exception, or because the enclosing task was cancelled (client disconnect) —
 cancels every pending call, which closes its HTTP connection, and sends nothing more.
@@ -328,7 +329,8 @@ class FanoutRun:
         if k > 1:
             body["n"] = k
         # The sample's time runs from here: waiting for a slot counts, and the upstream, which
-        # enforces ``timeout_s`` itself (the Upstream contract), gets what is left of it.
+        # enforces ``timeout_s`` itself (the Upstream contract, capped by the model's own
+        # ``timeout_s``), gets what is left of it.
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout
         limit, global_limit = self._limit, self._fan.global_limit

@@ -2,8 +2,10 @@
 
 A request is an OpenAI chat-completions body (a dict) that the proxy already validated, with the
 proxy's own ``iapo`` namespace removed; ``model`` is the virtual model's :class:`ModelConfig`.
-Implementations enforce ``timeout_s`` themselves with asyncio and raise only
-:class:`proxy.errors.UpstreamError` / :class:`proxy.errors.UpstreamTimeout`.
+Implementations enforce the call's limit themselves with asyncio, the smaller of the caller's
+``timeout_s`` (e.g. what is left of a sample's time) and ``model.timeout_s``
+(:func:`call_timeout`), and raise only :class:`proxy.errors.UpstreamError` /
+:class:`proxy.errors.UpstreamTimeout`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any, Protocol
 from proxy.config import ModelConfig
 from proxy.errors import UpstreamError
 
-__all__ = ["Completion", "Upstream", "UpstreamRateLimited", "Usage", "config_cost",
+__all__ = ["Completion", "Upstream", "UpstreamRateLimited", "Usage", "call_timeout", "config_cost",
            "credentials_rejected", "usage_of"]
 
 
@@ -55,13 +57,15 @@ class Completion:
 class Upstream(Protocol):
     async def complete(self, model: ModelConfig, request: Mapping[str, Any], *,
                        timeout_s: float | None = None) -> Completion:
-        """Send a non-streaming request; ``timeout_s`` overrides ``model.timeout_s``."""
+        """Send a non-streaming request within :func:`call_timeout` (``timeout_s`` can only
+        shorten ``model.timeout_s``)."""
         ...
 
     def stream(self, model: ModelConfig, request: Mapping[str, Any], *,
                timeout_s: float | None = None) -> AsyncIterator[Mapping[str, Any]]:
-        """Stream a request; yields OpenAI chunk objects as the upstream sends them. The
-        timeout bounds the wait for each chunk (time to first token, then between chunks)."""
+        """Stream a request; yields OpenAI chunk objects as the upstream sends them.
+        :func:`call_timeout` bounds the wait for each chunk (time to first token, then
+        between chunks)."""
         ...
 
     def cost(self, model: ModelConfig, usage: Usage) -> float:
@@ -80,6 +84,11 @@ class UpstreamRateLimited(UpstreamError):
     """The upstream answered 429; its ``retry-after`` header is kept in ``headers``."""
 
     status, type, code = 429, "rate_limit_error", "rate_limit_exceeded"
+
+
+def call_timeout(model: ModelConfig, timeout_s: float | None) -> float:
+    """The limit of one call: ``model.timeout_s``, or the caller's ``timeout_s`` if shorter."""
+    return model.timeout_s if timeout_s is None else min(timeout_s, model.timeout_s)
 
 
 def credentials_rejected(model: ModelConfig, status: int) -> UpstreamError:

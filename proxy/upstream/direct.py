@@ -28,6 +28,7 @@ from proxy.upstream.base import (
     Completion,
     UpstreamRateLimited,
     Usage,
+    call_timeout,
     config_cost,
     credentials_rejected,
     usage_of,
@@ -104,13 +105,14 @@ class DirectUpstream:
 
     async def complete(self, model: ModelConfig, request: Mapping[str, Any], *,
                        timeout_s: float | None = None) -> Completion:
+        timeout = call_timeout(model, timeout_s)
         data = self._encode(model, request, stream=False)
         try:
-            async with asyncio.timeout(timeout_s or model.timeout_s):
+            async with asyncio.timeout(timeout):
                 body = await self._with_retries(model, lambda: self._complete_once(model, data))
         except TimeoutError:
             raise UpstreamTimeout(f"upstream '{model.name}' did not answer within "
-                                  f"{timeout_s or model.timeout_s:g} s") from None
+                                  f"{timeout:g} s") from None
         usage = usage_of(body)
         return Completion(body=body, usage=usage, cost_usd=self.cost(model, usage))
 
@@ -144,7 +146,7 @@ class DirectUpstream:
 
     async def stream(self, model: ModelConfig, request: Mapping[str, Any], *,
                      timeout_s: float | None = None) -> AsyncIterator[Mapping[str, Any]]:
-        timeout = timeout_s or model.timeout_s
+        timeout = call_timeout(model, timeout_s)
         data = self._encode(model, request, stream=True)
         try:
             async with asyncio.timeout(timeout):

@@ -22,6 +22,7 @@ from proxy.upstream.base import (
     Completion,
     UpstreamRateLimited,
     Usage,
+    call_timeout,
     config_cost,
     credentials_rejected,
     usage_of,
@@ -91,7 +92,7 @@ class LiteLLMUpstream:
     async def complete(self, model: ModelConfig, request: Mapping[str, Any], *,
                        timeout_s: float | None = None) -> Completion:
         litellm = await self.load()
-        timeout = timeout_s or model.timeout_s
+        timeout = call_timeout(model, timeout_s)
         try:
             async with asyncio.timeout(timeout):
                 resp = await litellm.acompletion(**self._kwargs(model, request, timeout))
@@ -109,7 +110,7 @@ class LiteLLMUpstream:
     async def stream(self, model: ModelConfig, request: Mapping[str, Any], *,
                      timeout_s: float | None = None) -> AsyncIterator[Mapping[str, Any]]:
         litellm = await self.load()
-        timeout = timeout_s or model.timeout_s
+        timeout = call_timeout(model, timeout_s)
         kwargs = self._kwargs(model, request, timeout)
         kwargs["stream"] = True
         if "stream_options" in request:
