@@ -4,7 +4,9 @@ A bad config, policy or classifier file (or a task set the classifier trains on)
 ``error: FILE: key.path: reason`` line per problem and exits 2 (the proxy never starts on a policy
 it cannot use; later reloads keep the old one). An address it cannot listen on exits 1.
 Idle client connections are closed after 75 s; a request aiohttp cannot parse is answered with
-its plain 400 and logged as one warning line.
+its plain 400 and logged as one warning line. ``server.access_log`` (or ``--access-log``) logs one
+``proxy.access`` line per request: client, request line, status, bytes, seconds, request id and
+the action the pipeline took.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ __all__ = ["add_arguments", "loop_factory", "run"]
 log = logging.getLogger("proxy.server")
 _GC_GEN0_THRESHOLD = 10_000
 _KEEPALIVE_S = 75.0  # an idle connection is closed after this (aiohttp's AppRunner default: 1 h)
+_ACCESS_FORMAT = '%a "%r" %s %b %Tf id=%{x-request-id}o action=%{x-iapo-action}o'
 
 
 class _ListenError(Exception):
@@ -56,6 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=None, help="bind address (default: server.host)")
     parser.add_argument("--port", type=port_number, default=None,
                         help="port (default: server.port; 0 picks a free one)")
+    parser.add_argument("--access-log", action="store_true",
+                        help="log one line per request (default: server.access_log)")
     parser.add_argument("--log-level", default="info",
                         choices=["debug", "info", "warning", "error"], help="log level")
 
@@ -75,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
-            runner.run(_serve(config, host, port))
+            runner.run(_serve(config, host, port, args.access_log or config.server.access_log))
     except PolicyError as exc:  # an initial policy file is invalid: refuse to start
         for problem in exc.problems:
             print(f"error: {exc.source}: {problem}", file=sys.stderr)
@@ -114,7 +119,7 @@ def _tune_gc() -> None:
     gc.set_threshold(_GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
 
 
-async def _serve(config: Config, host: str, port: int) -> None:
+async def _serve(config: Config, host: str, port: int, access_log: bool) -> None:
     from aiohttp import web
 
     from proxy.server.app import create_app
@@ -123,8 +128,9 @@ async def _serve(config: Config, host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(create_app(config), handler_cancellation=True, access_log=None,
-                           keepalive_timeout=_KEEPALIVE_S)
+    runner = web.AppRunner(create_app(config), handler_cancellation=True,
+                           access_log=logging.getLogger("proxy.access") if access_log else None,
+                           access_log_format=_ACCESS_FORMAT, keepalive_timeout=_KEEPALIVE_S)
     try:
         await runner.setup()  # inside the try: a failed start-up still stops what had started
         _tune_gc()

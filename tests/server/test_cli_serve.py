@@ -99,3 +99,33 @@ def test_a_malformed_request_is_one_warning_line_not_a_traceback(tmp_path: Path)
     assert "Traceback" not in err, err
     assert [line for line in err.splitlines() if "malformed request" in line
             and " WARNING aiohttp.server: " in line], err
+
+
+def test_access_log_is_one_line_per_request_with_its_id_and_action(tmp_path: Path) -> None:
+    import json
+    import urllib.request
+
+    proc = subprocess.Popen([sys.executable, "-m", "proxy", "serve", "--config",
+                             str(_config(tmp_path)), "--port", "0", "--access-log"], cwd=REPO,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "proxy.server: listening on" in line:
+                url = line.rstrip().rsplit(" ", 1)[1]
+                break
+        body = json.dumps({"model": "sim-1", "messages": [{"role": "user", "content": "Hi there"}]})
+        req = urllib.request.Request(f"{url}/v1/chat/completions", data=body.encode(),
+                                     headers={"content-type": "application/json",
+                                              "x-request-id": "trace-42"})
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            action = resp.headers["x-iapo-action"]
+        urllib.request.urlopen(f"{url}/health", timeout=10).read()
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    lines = [line for line in err.splitlines() if " proxy.access: " in line]
+    assert len(lines) == 2, err
+    assert '"POST /v1/chat/completions HTTP/1.1" 200 ' in lines[0]
+    assert lines[0].endswith(f"id=trace-42 action={action}")
+    assert '"GET /health HTTP/1.1" 200 ' in lines[1]
