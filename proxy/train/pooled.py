@@ -86,7 +86,8 @@ class PooledStats(ArmStats):
             with np.errstate(invalid="ignore", divide="ignore"):
                 mean_credit = credit.sum(axis=1) / n[:, None]
             ks = np.arange(1, credit.shape[2] + 1)
-            self._mean = mean_credit[None] - self.lams[:, None, None] * ks * self.sample_cost[None, :, None]
+            cost = ks * self.sample_cost[:, None]  # (P, K): k samples of each prompt
+            self._mean = mean_credit[None] - self.lams[:, None, None] * cost[None]
         return self._mean
 
     def chained_mean(self) -> np.ndarray:
@@ -98,9 +99,10 @@ class PooledStats(ArmStats):
         mean = self.mean()
         credit, seen = self._per_query()
         p, k = arms[:, 0], arms[:, 1] - 1
-        n = seen[p].sum(axis=1).astype(float)
+        x, pulled = credit[p, :, k], seen[p]  # (arms, Q): each arm's credit per query
+        n = pulled.sum(axis=1).astype(float)
         with np.errstate(invalid="ignore", divide="ignore"):
-            dev = np.where(seen[p], credit[p, :, k] - (credit[p, :, k] * seen[p]).sum(1, keepdims=True) / n[:, None], 0)
+            dev = np.where(pulled, x - (x * pulled).sum(axis=1, keepdims=True) / n[:, None], 0.0)
             sd = np.sqrt((dev**2).sum(axis=1) / np.maximum(n - 1, 1))
             hw = np.where(n >= 2, 1.96 * sd / np.sqrt(n), np.inf)
         util = mean[:, p, k]
