@@ -9,7 +9,9 @@ Failures map to the proxy's errors: connection errors and malformed bodies → 5
 429 → 429 :class:`UpstreamRateLimited` (``retry-after`` kept); upstream 401/403 → 502 naming the
 model's key env var (:func:`credentials_rejected`: the proxy's key, not the client's); other
 upstream 4xx → the same status with the upstream's message; upstream 5xx → 502. ``model.max_retries`` retries 429, 5xx and
-connection errors with exponential backoff that honours ``retry-after`` (within the timeout).
+connection errors with exponential backoff that honours ``retry-after``; a wait that would end
+past the call's deadline is not started: the upstream's error (a 429 with its ``retry-after``)
+is raised at once instead of a timeout later.
 """
 
 from __future__ import annotations
@@ -108,8 +110,9 @@ class DirectUpstream:
         timeout = call_timeout(model, timeout_s)
         data = self._encode(model, request, stream=False)
         try:
-            async with asyncio.timeout(timeout):
-                body = await self._with_retries(model, lambda: self._complete_once(model, data))
+            async with asyncio.timeout(timeout) as limit:
+                body = await self._with_retries(model, lambda: self._complete_once(model, data),
+                                                limit.when())
         except TimeoutError:
             raise UpstreamTimeout(f"upstream '{model.name}' did not answer within "
                                   f"{timeout:g} s") from None
@@ -133,14 +136,18 @@ class DirectUpstream:
             raise UpstreamError(f"upstream '{model.name}' returned an unexpected body")
         return body
 
-    async def _with_retries(self, model: ModelConfig, attempt: Any) -> Any:
+    async def _with_retries(self, model: ModelConfig, attempt: Any, deadline: float | None) -> Any:
+        """``attempt()``, retried up to ``model.max_retries`` times; a wait (``retry-after`` or
+        backoff) that would end past ``deadline`` gives up at once with the upstream's error
+        (a 429 keeps its ``retry-after``, so the client can back off itself)."""
+        loop = asyncio.get_running_loop()
         for i in range(model.max_retries + 1):
             try:
                 return await attempt()
             except _Retryable as exc:
-                if i >= model.max_retries:
-                    raise exc.error from None
                 wait = exc.wait_s if exc.wait_s is not None else _RETRY_BASE_S * 2 ** i
+                if i >= model.max_retries or (deadline is not None and loop.time() + wait >= deadline):
+                    raise exc.error from None
                 await asyncio.sleep(min(wait, _RETRY_MAX_S))
         raise AssertionError("unreachable")
 
@@ -149,8 +156,9 @@ class DirectUpstream:
         timeout = call_timeout(model, timeout_s)
         data = self._encode(model, request, stream=True)
         try:
-            async with asyncio.timeout(timeout):
-                resp = await self._with_retries(model, lambda: self._open_stream(model, data))
+            async with asyncio.timeout(timeout) as limit:
+                resp = await self._with_retries(model, lambda: self._open_stream(model, data),
+                                                limit.when())
         except TimeoutError:
             raise UpstreamTimeout(f"upstream '{model.name}' did not start streaming within "
                                   f"{timeout:g} s") from None

@@ -1,4 +1,5 @@
-"""Upstream limits, through the real proxy app over HTTP: the model's own ``timeout_s``."""
+"""Upstream limits, through the real proxy app over HTTP: the model's own ``timeout_s`` and a
+``retry-after`` past the call's deadline."""
 
 from __future__ import annotations
 
@@ -110,3 +111,45 @@ async def test_model_timeout_applies_to_pipeline_samples(start_proxy, repo_confi
     assert status == 504, text
     assert elapsed < 3.0  # the model's 0.5 s, not fanout.sample_timeout_s (60 s)
     assert json.loads(text)["error"]["type"] == "timeout_error"
+
+
+# -- 3. a retry-after past the deadline gives up at once -----------------------------------------
+async def test_retry_after_past_the_deadline_is_the_upstreams_429_at_once(start_proxy,
+                                                                         repo_config) -> None:
+    async def limited(body: dict[str, Any], request: web.Request) -> web.StreamResponse:
+        return web.json_response({"error": {"message": "slow down", "type": "rate_limit"}},
+                                 status=429, headers={"retry-after": "7"})
+
+    fake = FakeUpstream(limited)
+    url = await fake.start()
+    try:
+        proxy = await start_proxy(_config(repo_config, url, timeout_s=3, max_retries=2),
+                                  service_factory=_pipeline(1))
+        t0 = time.monotonic()
+        status, headers, text = await _post(proxy)
+        elapsed = time.monotonic() - t0
+    finally:
+        await fake.stop()
+    assert status == 429, text
+    assert headers.get("retry-after") == "7"
+    assert elapsed < 1.5 and fake.calls == 1  # no wait that could not end in time
+
+
+async def test_retry_after_within_the_deadline_is_still_waited_for(start_proxy,
+                                                                   repo_config) -> None:
+    async def once_limited(body: dict[str, Any], request: web.Request) -> web.StreamResponse:
+        if fake.calls == 1:
+            return web.json_response({"error": {"message": "slow down"}}, status=429,
+                                     headers={"retry-after-ms": "200"})
+        return web.json_response(_body(_choice("The answer is 5.")))
+
+    fake = FakeUpstream(once_limited)
+    url = await fake.start()
+    try:
+        proxy = await start_proxy(_config(repo_config, url, timeout_s=3, max_retries=2),
+                                  service_factory=_pipeline(1))
+        status, _, text = await _post(proxy)
+    finally:
+        await fake.stop()
+    assert status == 200, text
+    assert fake.calls == 2
