@@ -48,6 +48,9 @@ Seeds: when the request carries ``seed``, a call whose first sample is ``i`` sen
 ``seed + i``, so the samples are distinct yet reproducible (the same seed draws the same N
 samples whatever order they finish in, and whenever they are sent).
 
+A malformed choice (:func:`proxy.upstream.base.parse_choice`) is a failed sample, like an
+upstream error; the call's other choices still count.
+
 Limits: a process-wide semaphore (``fanout.max_concurrency``) shared by every request and a
 per-request one (``fanout.per_request_concurrency``, shared by all of a request's choices);
 each sample has ``fanout.sample_timeout_s`` from when it is sent: waiting for a slot counts
@@ -72,7 +75,7 @@ from typing import Any
 
 from proxy.config import FanoutConfig, ModelConfig
 from proxy.errors import UpstreamError, UpstreamTimeout
-from proxy.upstream.base import Completion, Upstream, Usage
+from proxy.upstream.base import Completion, Upstream, Usage, parse_choice
 
 __all__ = ["STRATEGIES", "FanOut", "FanoutCounts", "FanoutRun", "Sample", "choose_strategy", "offset_seed"]
 
@@ -91,7 +94,7 @@ class Sample:
     text: str
     finish_reason: str | None
     cost_usd: float
-    choice: Mapping[str, Any]  # the upstream's choice object: message, logprobs, as received
+    choice: Mapping[str, Any]  # the upstream's choice as received (content parts: as text)
 
 
 @dataclass
@@ -352,29 +355,40 @@ class FanoutRun:
         exc = task.exception()
         self._record(None if exc is not None else task.result(), exc, k, first)
 
+    def _fail(self, exc: BaseException | None, k: int) -> None:
+        """Count ``k`` samples failed by ``exc`` (for :meth:`check` and the summary)."""
+        self.counts.failed += k
+        if isinstance(exc, (TimeoutError, UpstreamTimeout)):
+            self.counts.timeouts += k
+            return
+        msg = exc.message if isinstance(exc, UpstreamError) else type(exc).__name__
+        self._error_kinds.add((type(exc), getattr(exc, "status", 500)))
+        if isinstance(exc, UpstreamError) and self._first_error is None:
+            self._first_error = exc
+        self.counts.errors[msg[:120]] += k
+        if not isinstance(exc, UpstreamError):
+            log.error("sample call failed unexpectedly", exc_info=exc)
+
     def _record(self, done: Completion | None, exc: BaseException | None, k: int,
                 first: int) -> None:
         """Count a call's outcome; buffer its samples (topping up a reply short of choices)."""
         if exc is not None or done is None:
-            self.counts.failed += k
-            if isinstance(exc, (TimeoutError, UpstreamTimeout)):
-                self.counts.timeouts += k
-            else:
-                msg = exc.message if isinstance(exc, UpstreamError) else type(exc).__name__
-                self._error_kinds.add((type(exc), getattr(exc, "status", 500)))
-                if isinstance(exc, UpstreamError) and self._first_error is None:
-                    self._first_error = exc
-                self.counts.errors[msg[:120]] += k
-                if not isinstance(exc, UpstreamError):
-                    log.error("sample call failed unexpectedly", exc_info=exc)
+            self._fail(exc, k)
             return
         self.counts.usage += done.usage
         self.counts.cost_usd += done.cost_usd
         choices = list(done.body.get("choices") or [])[:k]
         share = done.cost_usd / max(len(choices), 1)
         for j, choice in enumerate(choices):
-            text = ((choice.get("message") or {}).get("content") or "")
-            self._buffer.append(Sample(first + j, text, choice.get("finish_reason"), share, choice))
+            parsed = parse_choice(choice)
+            if parsed is None:  # that sample failed; the call's others still count
+                self._fail(UpstreamError(f"upstream '{self._model.name}' returned a malformed "
+                                         "choice"), 1)
+                continue
+            text, choice = parsed
+            reason = choice.get("finish_reason")
+            self._buffer.append(Sample(first + j, text, reason if isinstance(reason, str) else None,
+                                       share, choice))
         short = k - len(choices)
         if short > 0:
             if self._topups < _MAX_TOPUPS:

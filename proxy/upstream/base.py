@@ -19,7 +19,7 @@ from proxy.config import ModelConfig
 from proxy.errors import UpstreamError
 
 __all__ = ["Completion", "Upstream", "UpstreamRateLimited", "Usage", "call_timeout", "config_cost",
-           "credentials_rejected", "usage_of"]
+           "credentials_rejected", "parse_choice", "usage_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +50,39 @@ class Completion:
 
     @property
     def texts(self) -> list[str]:
-        """The content of each choice, in choice order ("" where there is none)."""
-        return [(c.get("message") or {}).get("content") or "" for c in self.body.get("choices", [])]
+        """The text of each choice, in choice order ("" where there is none or it is malformed;
+        see :func:`parse_choice`)."""
+        return [(parse_choice(c) or ("", {}))[0] for c in self.body.get("choices", [])]
+
+
+def parse_choice(choice: object) -> tuple[str, Mapping[str, Any]] | None:
+    """``(text, choice)`` for one upstream choice, or None when it is malformed.
+
+    The text is the message's ``content`` ("" when the message or its content is missing or
+    null); content given as a list of parts (``[{"type": "text", "text": ...}]``, as some
+    OpenAI-compatible providers answer) is joined from its text parts, and the choice comes back
+    with that text as its content. Malformed: a choice or message that is not an object, content
+    neither a string nor a list of objects, ``tool_calls`` not a list of objects.
+    """
+    if not isinstance(choice, Mapping):
+        return None
+    message = choice.get("message")
+    if message is None:
+        return "", choice
+    if not isinstance(message, Mapping):
+        return None
+    calls = message.get("tool_calls")
+    if calls is not None and not (isinstance(calls, list)
+                                  and all(isinstance(c, Mapping) for c in calls)):
+        return None
+    content = message.get("content")
+    if content is None or isinstance(content, str):
+        return content or "", choice
+    if not isinstance(content, list) or not all(isinstance(p, Mapping) for p in content):
+        return None
+    text = "".join(p["text"] for p in content
+                   if p.get("type") == "text" and isinstance(p.get("text"), str))
+    return text, {**choice, "message": {**message, "content": text}}
 
 
 class Upstream(Protocol):

@@ -4,14 +4,15 @@ Non-streaming calls go over :class:`proxy.upstream.http1.Http1Pool` (a lean keep
 a third of aiohttp's client CPU per call); streams and ``ready`` over one shared
 ``aiohttp.ClientSession``.
 
-Failures map to the proxy's errors: connection errors and malformed bodies → 502
-:class:`UpstreamError`; our own ``asyncio.timeout`` → 504 :class:`UpstreamTimeout`; upstream
-429 → 429 :class:`UpstreamRateLimited` (``retry-after`` kept); upstream 401/403 → 502 naming the
-model's key env var (:func:`credentials_rejected`: the proxy's key, not the client's); other
-upstream 4xx → the same status with the upstream's message; upstream 5xx → 502. ``model.max_retries`` retries 429, 5xx and
-connection errors with exponential backoff that honours ``retry-after``; a wait that would end
-past the call's deadline is not started: the upstream's error (a 429 with its ``retry-after``)
-is raised at once instead of a timeout later.
+Failures map to the proxy's errors: connection errors, malformed bodies and stream chunks that
+are not JSON objects → 502 :class:`UpstreamError`; our own ``asyncio.timeout`` → 504
+:class:`UpstreamTimeout`; upstream 429 → 429 :class:`UpstreamRateLimited` (``retry-after``
+kept); upstream 401/403 → 502 naming the model's key env var (:func:`credentials_rejected`: the
+proxy's key, not the client's); other upstream 4xx → the same status with the upstream's
+message; upstream 5xx → 502. ``model.max_retries`` retries 429, 5xx and connection errors with
+exponential backoff that honours ``retry-after``; a wait that would end past the call's deadline
+is not started: the upstream's error (a 429 with its ``retry-after``) is raised at once instead
+of a timeout later.
 """
 
 from __future__ import annotations
@@ -185,8 +186,10 @@ class DirectUpstream:
                 try:
                     chunk = jsonio.loads(payload)
                 except ValueError:
-                    raise UpstreamError(f"upstream '{model.name}' sent a malformed chunk") from None
-                if isinstance(chunk, dict) and "error" in chunk:
+                    chunk = None
+                if not isinstance(chunk, dict):
+                    raise UpstreamError(f"upstream '{model.name}' sent a malformed chunk")
+                if "error" in chunk:
                     err = chunk["error"] if isinstance(chunk["error"], dict) else {}
                     raise UpstreamError(f"upstream '{model.name}': {err.get('message', 'error')}")
                 yield chunk
