@@ -11,12 +11,18 @@ no proxies. Streaming stays on aiohttp.
 A connection that fails before any byte of the response came back after being reused is retried
 once on a fresh one (the server closed it while idle). A cancelled or failed request closes its
 connection, so the upstream sees the client go away.
+
+Idle keep-alive connections are closed once idle longer than ``idle_s`` (30 s by default), with
+no timer: a connection taken from the pool that idled too long is closed instead of used, and a
+connection returned to it closes, at most once per ``idle_s``, every host's that did (the idle
+deques are oldest first, so each sweep stops at the first fresh one).
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections import deque
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,6 +33,7 @@ __all__ = ["Http1Pool", "HttpResponse"]
 
 _MAX_HEAD = 64 * 1024
 _MAX_BODY = 256 * 1024 * 1024
+_IDLE_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +72,7 @@ class _Conn(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.used = False  # answered a request before (so the server may have closed it idle)
         self.closed = False
+        self.idle_since = 0.0  # time.monotonic() when it was last returned to the pool
         self._buf = bytearray()
         self._waiter: asyncio.Future[tuple[HttpResponse, bool]] | None = None
         self._head: tuple[int, dict[str, str], bool] | None = None  # status, headers, HTTP/1.1
@@ -228,13 +236,16 @@ class _Conn(asyncio.Protocol):
 
 
 class Http1Pool:
-    """Keep-alive connections per ``(scheme, host, port)``, at most ``limit`` open at once."""
+    """Keep-alive connections per ``(scheme, host, port)``, at most ``limit`` open at once, each
+    kept at most ``idle_s`` idle (see the module docstring)."""
 
-    def __init__(self, limit: int = 512) -> None:
-        self._idle: dict[tuple[str, str, int], deque[_Conn]] = {}
+    def __init__(self, limit: int = 512, idle_s: float = _IDLE_S) -> None:
+        self._idle: dict[tuple[str, str, int], deque[_Conn]] = {}  # oldest first
         self._slots = asyncio.Semaphore(limit)
         self._ssl: ssl.SSLContext | None = None
         self._closed = False
+        self._idle_s = idle_s
+        self._next_sweep = 0.0
 
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> HttpResponse:
         """POST ``body`` to ``url``; raises ``OSError`` / ``asyncio.IncompleteReadError`` /
@@ -254,20 +265,33 @@ class Http1Pool:
                     conn.close()
                     raise
                 if keep and not self._closed:
-                    conn.used = True
-                    self._idle.setdefault(target.key, deque()).append(conn)
+                    self._release(target.key, conn)
                 else:
                     conn.close()
                 return resp
         raise ConnectionResetError("connection closed twice before a response")
 
+    def _release(self, key: tuple[str, str, int], conn: _Conn) -> None:
+        """Put ``conn`` back as the newest idle connection of ``key``; sweep if one is due."""
+        now = time.monotonic()
+        conn.used, conn.idle_since = True, now
+        self._idle.setdefault(key, deque()).append(conn)
+        if now >= self._next_sweep:
+            self._next_sweep = now + self._idle_s
+            oldest = now - self._idle_s
+            for idle in self._idle.values():
+                while idle and idle[0].idle_since < oldest:
+                    idle.popleft().close()
+
     async def _acquire(self, target: _Target) -> _Conn:
         idle = self._idle.get(target.key)
-        while idle:
-            conn = idle.pop()
-            if conn.usable():
-                return conn
-            conn.close()
+        if idle:
+            oldest = time.monotonic() - self._idle_s
+            while idle:
+                conn = idle.pop()  # the newest: if it idled too long, so did every other
+                if conn.usable() and conn.idle_since >= oldest:
+                    return conn
+                conn.close()
         context = None
         if target.secure:
             if self._ssl is None:

@@ -11,7 +11,7 @@ from proxy.upstream.http1 import Http1Pool
 
 async def _server(replies: list[bytes], close_after_each: bool = False):
     """A server answering each request (any body) with the next raw reply."""
-    served = {"n": 0, "conns": 0}
+    served = {"n": 0, "conns": 0, "closed": 0}
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         served["conns"] += 1
@@ -28,6 +28,7 @@ async def _server(replies: list[bytes], close_after_each: bool = False):
                     break
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
+        served["closed"] += 1  # the client closed it (or, with close_after_each, the server)
         writer.close()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
@@ -69,6 +70,30 @@ async def test_server_closing_idle_connection_is_retried_once() -> None:
         assert served["n"] == 3 and served["conns"] == 3
     finally:
         await _shutdown(pool, server)
+
+
+async def test_connections_idle_past_the_bound_are_closed() -> None:
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    server_a, url_a, served_a = await _server([ok])
+    server_b, url_b, served_b = await _server([ok])
+    pool = Http1Pool(idle_s=0.2)
+    try:
+        await pool.post(url_a, b"x", {})
+        await pool.post(url_a, b"x", {})
+        assert served_a["conns"] == 1  # reused while fresh
+        await asyncio.sleep(0.3)
+        await pool.post(url_a, b"x", {})  # taken too old: closed, a new one opened
+        await asyncio.sleep(0.05)
+        assert (served_a["conns"], served_a["closed"]) == (2, 1)
+        await asyncio.sleep(0.3)
+        await pool.post(url_b, b"x", {})  # a return closes what idled too long, for every host
+        await asyncio.sleep(0.05)
+        assert (served_a["conns"], served_a["closed"]) == (2, 2)
+        assert (served_b["conns"], served_b["closed"]) == (1, 0)
+    finally:
+        await _shutdown(pool, server_b)
+        server_a.close()
+        await server_a.wait_closed()
 
 
 async def test_truncated_body_raises() -> None:
@@ -115,6 +140,7 @@ async def test_response_arriving_in_pieces() -> None:
                     await asyncio.sleep(0)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
+        served["closed"] += 1  # the client closed it (or, with close_after_each, the server)
         writer.close()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
