@@ -69,6 +69,7 @@ class ServerConfig:
     max_body_bytes: int = 4 * 1024 * 1024
     max_n: int = 16
     request_timeout_s: float = 120.0
+    stream_keepalive_s: float = 5.0
     access_log: bool = False
 
 
@@ -281,6 +282,7 @@ def _server(r: Reader) -> ServerConfig:
         max_body_bytes=r.int("max_body_bytes", d.max_body_bytes, lo=1024),
         max_n=r.int("max_n", d.max_n, lo=1, hi=128),
         request_timeout_s=r.float("request_timeout_s", d.request_timeout_s, lo=0.001),
+        stream_keepalive_s=r.float("stream_keepalive_s", d.stream_keepalive_s, lo=0.01),
         access_log=r.bool("access_log", d.access_log),
     )
     r.done()

@@ -133,4 +133,5 @@ async def pipeline_service(app: web.Application) -> ChatService:
     config = app[CONFIG]
     classifier = await asyncio.to_thread(TaskClassifier.from_config, config)
     return PipelineService(config, app[UPSTREAM], app.get(POLICY_STORE), classifier=classifier,
-                           registry=app[METRICS].registry)
+                           registry=app[METRICS].registry,
+                           keepalive_s=config.server.stream_keepalive_s)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import openai
 import pytest
@@ -80,4 +81,19 @@ async def test_upstream_rate_limit_reaches_sdk_as_429(start_proxy, sim_config) -
     async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0) as client:
         with pytest.raises(openai.RateLimitError) as info:
             await client.chat.completions.create(model="sim-1", messages=MSG)
+    assert info.value.response.headers["retry-after"] == "1"
+
+
+async def test_an_aggregated_stream_failing_before_its_first_keep_alive_keeps_its_429(
+        start_proxy, sim_config) -> None:
+    # every sample is rate-limited twice, 1 s apart (the simulator's retry-after): the samples
+    # fail after ~2 s, past the 1 s keep-alive this proxy used to commit a 200 with
+    config = sim_config(ttft_s=0.0, tpot_s=0.0, rate_limit_rate=1.0)
+    config = replace(config, models=(replace(config.models[0], max_retries=2), *config.models[1:]))
+    url = await start_proxy(config)
+    async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0) as client:
+        with pytest.raises(openai.RateLimitError) as info:
+            await client.chat.completions.create(
+                model="sim-1", messages=[{"role": "user", "content": "What is 12 * 7?"}],
+                stream=True, extra_headers={"x-iapo-task": "math"})
     assert info.value.response.headers["retry-after"] == "1"
