@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
@@ -57,8 +58,10 @@ async def test_profile_aliases_are_models_and_pick_their_profile(start_proxy) ->
     assert info.value.body["code"] == "model_not_found"
 
 
-async def test_stream_with_many_samples_keeps_alive_then_streams_the_answer(start_proxy) -> None:
-    url = await start_proxy(ttft_s=1.3, tpot_s=0.0)  # sampling outlasts one keep-alive period
+async def test_stream_with_many_samples_keeps_alive_then_streams_the_answer(start_proxy,
+                                                                           sim_config) -> None:
+    config = sim_config(ttft_s=1.3, tpot_s=0.0)  # sampling outlasts one keep-alive period
+    url = await start_proxy(replace(config, server=replace(config.server, stream_keepalive_s=1.0)))
     body = {"model": "iapo-quality", "messages": MATH, "stream": True,
             "stream_options": {"include_usage": True}}
     async with aiohttp.ClientSession() as s, s.post(f"{url}/v1/chat/completions", json=body) as r:
