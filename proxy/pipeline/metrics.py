@@ -1,5 +1,9 @@
 """The pipeline's Prometheus collectors, on a registry the app owns.
 
+Every fan-out run (one per returned choice) and every pass-through stream is counted once when
+it ends, whether the request succeeds, fails (e.g. a 429 or 502 to the client) or is cancelled
+(client disconnect): its samples by outcome, its N and its cost.
+
 - ``iapo_samples_total{task,outcome}`` — samples ``completed`` / ``failed`` / ``cancelled``
   (sent, then cancelled) / ``unsent`` (never sent: waves or an early stop before sending);
 - ``iapo_samples_saved_total{task}`` — samples majority-vote early stopping did not complete
@@ -7,7 +11,8 @@
 - ``iapo_pipeline_n{task}`` — histogram of the N the policy chose;
 - ``iapo_rewrite_failures_total{prompt}`` — prompter failures that fell back to the original;
 - ``iapo_judge_errors_total{scorer}`` — judge replies with no usable score;
-- ``iapo_pipeline_cost_usd_total{task}`` — dollars per task (samples, prompter and judge calls).
+- ``iapo_pipeline_cost_usd_total{task}`` — dollars per task (samples, prompter and judge calls;
+  a pass-through stream's when the upstream reports usage).
 """
 
 from __future__ import annotations
@@ -53,11 +58,21 @@ class PipelineMetrics:
         return children
 
     def add_cost(self, task: str, cost_usd: float) -> None:
-        """Add ``cost_usd`` to ``task``'s pipeline cost."""
-        self._children(task)[3].inc(cost_usd)
+        """Add ``cost_usd`` (if positive) to ``task``'s pipeline cost."""
+        if cost_usd > 0:
+            self._children(task)[3].inc(cost_usd)
+
+    def observe_one(self, task: str, outcome: str, cost_usd: float) -> None:
+        """A one-sample run (a pass-through stream) that ended with ``outcome``."""
+        n_child, samples, _, cost_child = self._children(task)
+        n_child.observe(1)
+        samples[outcome].inc()
+        if cost_usd > 0:
+            cost_child.inc(cost_usd)
 
     def observe(self, task: str, n: int, completed: int, failed: int, cancelled: int, saved: int,
                 cost_usd: float, unsent: int = 0) -> None:
+        """One ended fan-out run of ``n`` samples."""
         n_child, samples, saved_child, cost_child = self._children(task)
         n_child.observe(n)
         for outcome, count in zip(_OUTCOMES, (completed, failed, cancelled, unsent)):

@@ -69,7 +69,7 @@ from proxy.pipeline.vote import MajorityVote
 from proxy.pipeline.weights import MODEL_ALIAS_PREFIX, ResolvedWeights, resolve_weights
 from proxy.protocol import ChatRequest, chunk, completion_body, new_id, to_upstream
 from proxy.serving import KEEP_ALIVE, ChatResult, RequestContext, is_keep_alive
-from proxy.upstream.base import Upstream, Usage
+from proxy.upstream.base import Upstream, Usage, usage_of
 from proxy.upstream.direct import provider_model_name
 
 __all__ = ["KEEP_ALIVE", "PipelineService", "is_keep_alive"]  # KEEP_ALIVE etc. from serving
@@ -227,9 +227,13 @@ class PipelineService:
                       limit: asyncio.Semaphore) -> _Choice:
         """N = 1: one call in the request's own task; the choice is that sample (one vote, or
         no scores: nothing to choose between)."""
-        async with self.fan.run(plan.model, body, 1, limit=limit, first=0) as run:
-            sample = await run.single()
-            run.check()
+        run = self.fan.run(plan.model, body, 1, limit=limit, first=0)
+        try:
+            async with run:
+                sample = await run.single()
+                run.check()
+        finally:
+            self._observe(plan, run)
         assert sample is not None  # check() raised otherwise
         reason = sample.finish_reason or "stop"
         if plan.aggregator != "majority":
@@ -247,31 +251,39 @@ class PipelineService:
             vote, got, saved = MajorityVote(self.config.fanout.stop_risk), {}, 0
             need = min(self.config.fanout.min_success, plan.n)
             first, refill = self._waves(vote, plan.n, need)
-            async with self.fan.run(plan.model, body, plan.n, strategy=plan.strategy,
-                                    limit=limit, first=first, refill=refill) as run:
-                async for sample in run:
-                    got[sample.index] = sample
-                    vote.add(extract(sample.text), sample.index)
-                    # samples already received are free: vote them all before stopping
-                    if (self.early_stop and run.pending and not run.buffered
-                            and run.counts.completed >= need
-                            and vote.decided(run.pending, run.pending_min_index)):
-                        saved = run.pending
-                        await run.cancel()
-                        break
-                run.check()
+            run = self.fan.run(plan.model, body, plan.n, strategy=plan.strategy, limit=limit,
+                               first=first, refill=refill)
+            try:
+                async with run:
+                    async for sample in run:
+                        got[sample.index] = sample
+                        vote.add(extract(sample.text), sample.index)
+                        # samples already received are free: vote them all before stopping
+                        if (self.early_stop and run.pending and not run.buffered
+                                and run.counts.completed >= need
+                                and vote.decided(run.pending, run.pending_min_index)):
+                            saved = run.pending
+                            await run.cancel()
+                            break
+                    run.check()
+            finally:
+                self._observe(plan, run, saved)
             pick = got[vote.first_index[vote.leader] if vote.leader is not None else min(got)]
             return _Choice(pick.text, pick.finish_reason or "stop", run.counts, pick.choice, saved,
                            votes=dict(vote.counts))
-        async with self.fan.run(plan.model, body, plan.n, strategy=plan.strategy,
-                                limit=limit) as run:
-            samples = [s async for s in run]
-            run.check()
+        run = self.fan.run(plan.model, body, plan.n, strategy=plan.strategy, limit=limit)
+        try:
+            async with run:
+                samples = [s async for s in run]
+                run.check()
+        finally:
+            self._observe(plan, run)
         if len(samples) == 1:  # nothing to choose between: no scorer (nor judge) call
             win = samples[0]
             return _Choice(win.text, win.finish_reason or "stop", run.counts, win.choice,
                            scores=[])
         report = await self.scorers.score(plan.scorer, question, [s.text for s in samples])
+        self.metrics.add_cost(plan.task.task, report.cost_usd)
         w = plan.weights.weights
         utils = [utility(sc, w, s.cost_usd, self.config.cost_unit_usd)
                  for sc, s in zip(report.scores, samples)]
@@ -284,6 +296,12 @@ class PipelineService:
         return _Choice(win.text, win.finish_reason or "stop", run.counts, win.choice, scores=scores,
                        judge_errors=report.judge_errors, usage=report.usage,
                        cost_usd=report.cost_usd)
+
+    def _observe(self, plan: _Plan, run: FanoutRun, saved: int = 0) -> None:
+        """Count an ended run's samples and cost, whether its request succeeds or not."""
+        c = run.counts
+        self.metrics.observe(plan.task.task, plan.n, c.completed, c.failed, c.cancelled, saved,
+                             c.cost_usd, c.unsent)
 
     def _waves(self, vote: MajorityVote, n: int, need: int) -> tuple[int | None, Refill | None]:
         """``(first, refill)`` for a majority run: all at once unless ``early_stop`` is
@@ -303,9 +321,7 @@ class PipelineService:
     async def answer(self, req: ChatRequest, ctx: RequestContext) -> _Answer:
         """Plan, rewrite, sample and aggregate every choice of a request."""
         plan = self.plan(req, ctx)
-        rewritten = await apply_prompt(plan.prompt, req.messages, self.config, self.upstream)
-        if rewritten.rewrite_failed:
-            self.metrics.rewrite_failures.labels(plan.prompt.id).inc()
+        rewritten = await self._rewrite(req, plan)
         body = to_upstream(req, provider_model_name(plan.model), messages=rewritten.messages,
                            single=True)
         limit = self.fan.request_limit()
@@ -322,12 +338,16 @@ class PipelineService:
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
-        out = _Answer(plan, rewritten, choices)
-        for c in out.choices:
-            self.metrics.observe(plan.task.task, plan.n, c.counts.completed, c.counts.failed,
-                                 c.counts.cancelled, c.saved, 0.0, c.counts.unsent)
-        self.metrics.add_cost(plan.task.task, out.cost_usd)
-        return out
+        return _Answer(plan, rewritten, choices)  # each run counted its metrics as it ended
+
+    async def _rewrite(self, req: ChatRequest, plan: _Plan) -> Rewritten:
+        """The request's messages with the plan's prompt applied; counts a prompter failure and
+        the prompter's cost."""
+        rewritten = await apply_prompt(plan.prompt, req.messages, self.config, self.upstream)
+        if rewritten.rewrite_failed:
+            self.metrics.rewrite_failures.labels(plan.prompt.id).inc()
+        self.metrics.add_cost(plan.task.task, rewritten.cost_usd)
+        return rewritten
 
     # -- rendering ----------------------------------------------------------------------------
     @staticmethod
@@ -413,15 +433,22 @@ class PipelineService:
             yield part
 
     async def _passthrough(self, req: ChatRequest, plan: _Plan) -> AsyncIterator[dict[str, Any]]:
-        rewritten = await apply_prompt(plan.prompt, req.messages, self.config, self.upstream)
-        if rewritten.rewrite_failed:
-            self.metrics.rewrite_failures.labels(plan.prompt.id).inc()
+        rewritten = await self._rewrite(req, plan)
         body = to_upstream(req, provider_model_name(plan.model), messages=rewritten.messages)
-        self.metrics.n.labels(plan.task.task).observe(1)
-        async for part in self.upstream.stream(plan.model, body):
-            out = dict(part)
-            out["model"] = req.model
-            yield out
+        part: Mapping[str, Any] | None = None
+        outcome = "cancelled"  # unless it ends or fails: the stream was closed (client gone)
+        try:
+            async for part in self.upstream.stream(plan.model, body):
+                out = dict(part)
+                out["model"] = req.model
+                yield out
+            outcome = "completed"
+        except Exception:
+            outcome = "failed"
+            raise
+        finally:  # the usage chunk, when the client asked for one, comes last
+            self.metrics.observe_one(plan.task.task, outcome,
+                                     self.upstream.cost(plan.model, usage_of(part)))
 
     def _chunks(self, req: ChatRequest, ans: _Answer) -> Sequence[dict[str, Any]]:
         """The answer as a stream: per choice, a role delta, the content in pieces of eight
