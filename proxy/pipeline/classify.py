@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 import re
 import zipfile
@@ -46,6 +47,8 @@ from proxy.errors import InvalidRequest, shown
 
 __all__ = ["DIM", "TaskClassifier", "TaskDecision", "classifier_path", "features", "fit_model",
            "last_user_text", "train_classifier", "training_examples"]
+
+log = logging.getLogger(__name__)
 
 DIM = 1 << 15
 MAX_CHARS = 8000
@@ -335,11 +338,16 @@ class TaskClassifier:
         """The saved model when its file exists and covers the configured tasks, else one
         trained now in memory (about a second)."""
         path = classifier_path(config)
+        labels = [t.name for t in config.tasks]
         if path.exists():
             loaded = cls.load(config, path)
-            if set(loaded.labels) == {t.name for t in config.tasks}:
+            if set(loaded.labels) == set(labels):
                 return loaded
-        labels = [t.name for t in config.tasks]
+            log.warning("%s classifies %s, not the configured tasks %s: training one in memory "
+                        "(`iapo classifier` saves it)", path, sorted(loaded.labels), sorted(labels))
+        elif config.classifier.path is not None:  # set but missing: most likely a typo
+            log.warning("classifier.path %s does not exist: training one in memory "
+                        "(`iapo classifier` saves it)", path)
         W, b = fit_model(training_examples(config), labels, seed=seed)
         return cls(config, W, b, labels)
 

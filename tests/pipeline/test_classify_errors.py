@@ -118,3 +118,13 @@ def test_missing_shipped_examples_are_an_error(config: Config, tmp_path: Path,
     monkeypatch.setattr("proxy.pipeline.classify.DATA_DIR", tmp_path / "data")
     with pytest.raises(ConfigError, match=r"data: no shipped training examples \(\*\.jsonl\)"):
         training_examples(config)
+
+
+def test_a_missing_classifier_path_is_logged_and_trained_in_memory(
+        config: Config, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    missing = tmp_path / "typo.npz"
+    with caplog.at_level("WARNING", logger="proxy.pipeline.classify"):
+        clf = TaskClassifier.from_config(_with_classifier_path(config, missing))
+    assert sorted(clf.labels) == sorted(t.name for t in config.tasks)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"classifier.path {missing} does not exist: training one in memory (`iapo classifier` saves it)"]
