@@ -43,6 +43,22 @@ def _poolable(env: Env) -> bool:
     return hasattr(env, "pooled_stats") and getattr(env, "n_queries", None) is not None
 
 
+def _schedule(n_alive: np.ndarray, left: int, round_cost: int) -> tuple[int, int]:
+    """``(needed, affordable)``: the rounds halving the most alive in a context still needs, and
+    the rounds ``left`` samples buy at ``round_cost`` samples for one pull of every live prompt."""
+    needed = ceil(log2(n_alive.max())) if n_alive.max() > 1 else 0
+    return needed, left // round_cost
+
+
+def _keep(n_alive: np.ndarray, rounds_left: int) -> np.ndarray:
+    """How many each context keeps: ``ceil(n_c / f)``, ``f = max(n)^(1 / rounds_left)``, one in
+    the last round."""
+    if rounds_left == 1:
+        return np.ones_like(n_alive)
+    factor = n_alive.max() ** (1.0 / rounds_left)
+    return np.maximum(1, np.ceil(n_alive / factor)).astype(int)
+
+
 def trim(
     mean: np.ndarray, count: np.ndarray, alive: np.ndarray, keep: np.ndarray
 ) -> np.ndarray:
@@ -123,17 +139,13 @@ class PSST(Learner):
         while True:
             live = np.nonzero(alive.any(axis=0))[0]
             n_alive = alive.sum(axis=1)
-            needed = ceil(log2(n_alive.max())) if n_alive.max() > 1 else 0
-            affordable = (stop - self.samples_) // (live.size * n)
+            needed, affordable = _schedule(n_alive, stop - self.samples_, live.size * n)
             if needed == 0 or affordable == 0:
                 return alive
             rounds_left = min(needed, affordable)
             m = (stop - self.samples_) // rounds_left // (live.size * n)
             self._pull_crn(live, np.full(live.size, n), m)
-            factor = n_alive.max() ** (1.0 / rounds_left)
-            keep = np.maximum(1, np.ceil(n_alive / factor)).astype(int)
-            if rounds_left == 1:
-                keep[:] = 1
+            keep = _keep(n_alive, rounds_left)
             candidates = alive.copy()
             if self.revive:
                 candidates[:, live] = True
@@ -165,8 +177,7 @@ class PSST(Learner):
             live = np.nonzero(alive.any(axis=(0, 2)))[0]
             top = np.array([np.nonzero(alive[:, p].any(axis=0))[0].max() + 1 for p in live])
             n_alive = alive.sum(axis=(1, 2))
-            needed = ceil(log2(n_alive.max())) if n_alive.max() > 1 else 0
-            affordable = (stop - self.samples_) // int(top.sum())
+            needed, affordable = _schedule(n_alive, stop - self.samples_, int(top.sum()))
             if needed == 0 or (affordable == 0 and not first):
                 break
             rounds_left = max(1, min(needed, affordable))
@@ -174,10 +185,7 @@ class PSST(Learner):
             if m > 0:
                 self._pull_crn(live, top, m)
             first = False
-            factor = n_alive.max() ** (1.0 / rounds_left)
-            keep = np.maximum(1, np.ceil(n_alive / factor)).astype(int)
-            if rounds_left == 1:
-                keep[:] = 1
+            keep = _keep(n_alive, rounds_left)
             candidates = alive
             if self.revive:
                 fresh = np.zeros(alive.shape[1:], dtype=bool)
