@@ -129,10 +129,7 @@ class Learner:
             raise AssertionError("internal: pull would exceed the budget")
         pulls = self._env.pull_many(prompts, n, self._rng, queries)
         self.samples_ += cost
-        if self.reuse_ == "pooled":
-            self.stats_.add_counts(pulls.prompts, pulls.queries, self._env.answer_counts(pulls))
-        else:
-            self.stats_.add(prompts, self._env.observe(pulls, n, self.reuse_))
+        self.stats_.record(self._env, pulls, self.reuse_)
 
     def _pull_crn(self, prompts: np.ndarray, n_each: np.ndarray, m: int | np.ndarray) -> None:
         """``m`` (or ``m[i]``) pulls of each prompt at its own scale; every prompt uses the first

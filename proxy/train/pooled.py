@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from proxy.train.env import Env, Pulls
 from proxy.train.stats import ArmStats, ArmTable
 from proxy.train.subsets import exact_majority
 
@@ -44,6 +45,10 @@ class PooledStats(ArmStats):
         self._dirty = np.zeros((len(cost), self.answers.size), dtype=bool)
         self._curves: dict[bytes, np.ndarray] = {}
         self._mean: np.ndarray | None = None
+
+    def record(self, env: Env, pulls: Pulls, reuse: str) -> None:
+        """Pool the answers of ``pulls`` (``env.answer_counts``)."""
+        self.add_counts(pulls.prompts, pulls.queries, env.answer_counts(pulls))  # type: ignore[attr-defined]
 
     def add_counts(self, prompts: np.ndarray, queries: np.ndarray, counts: np.ndarray) -> None:
         """Pool the answer counts (M, categories) of pulls of ``prompts`` on ``queries``."""

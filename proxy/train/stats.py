@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from proxy.train.env import Observation
+from proxy.train.env import Env, Observation, Pulls
 
 __all__ = ["ArmStats", "ArmTable"]
 
@@ -51,6 +51,10 @@ class ArmStats:
         self.count = np.zeros((n_prompts, n_max))
         self.step = np.zeros((n_contexts, n_prompts, n_max))  # sum of u_k - u_{k-1} per pull
         self.pulls = np.zeros((n_prompts, n_max))  # pulls that observed each scale
+
+    def record(self, env: Env, pulls: Pulls, reuse: str) -> None:
+        """Add what ``pulls`` say about every scale up to their ``n`` (``env.observe``)."""
+        self.add(pulls.prompts, env.observe(pulls, pulls.n, reuse))  # type: ignore[arg-type]
 
     def add(self, prompts: np.ndarray, obs: Observation) -> None:
         k = obs.count.shape[1]
