@@ -266,7 +266,7 @@ def _train(args: argparse.Namespace, plan: _Plan) -> int:
     split = "; ".join(f"{t.task}: {len(t.train)} train / {len(t.heldout)} held-out ({t.split_rule})"
                       for t in plan.task_sets)
     provenance = Provenance(
-        algorithm=name, params={**learners[0].get_params(), **params, "n_max": plan.n_max,
+        algorithm=name, params={**_used_params(learners[0], params), "n_max": plan.n_max,
                                 "budget_per_task": args.budget},
         budget=budget_of(spend.samples, spend.tokens, spend.cost_usd),
         datasets=tuple(_rel(t.path) for t in plan.task_sets), upstream_model=model.name,
@@ -288,6 +288,15 @@ def _train(args: argparse.Namespace, plan: _Plan) -> int:
     print(_summary(trained, sampler, wall))
     print(f"wrote {args.out}")
     return 0
+
+
+def _used_params(learner: Learner, given: dict[str, Any]) -> dict[str, Any]:
+    """The learner's parameters as the fit used them: ``reuse`` resolved (``auto`` is
+    ``subsets`` live) and no ``pull_n`` unless it pooled."""
+    out = {**learner.get_params(), **given, "reuse": learner.reuse_}
+    if learner.reuse_ != "pooled":
+        out.pop("pull_n", None)
+    return out
 
 
 def _command(args: argparse.Namespace) -> str:
