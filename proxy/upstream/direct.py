@@ -41,7 +41,7 @@ from proxy.upstream.http1 import Http1Pool
 __all__ = ["DirectUpstream", "provider_model_name"]
 
 _RETRY_BASE_S = 0.2
-_RETRY_MAX_S = 10.0
+_RETRY_MAX_S = 10.0  # our own backoff's cap (an upstream's retry-after is waited in full)
 _READY_TIMEOUT_S = 2.0
 _JSON_HEADERS = {"Content-Type": "application/json"}
 
@@ -138,18 +138,21 @@ class DirectUpstream:
         return body
 
     async def _with_retries(self, model: ModelConfig, attempt: Any, deadline: float | None) -> Any:
-        """``attempt()``, retried up to ``model.max_retries`` times; a wait (``retry-after`` or
-        backoff) that would end past ``deadline`` gives up at once with the upstream's error
-        (a 429 keeps its ``retry-after``, so the client can back off itself)."""
+        """``attempt()``, retried up to ``model.max_retries`` times after the upstream's
+        ``retry-after``, else an exponential backoff capped at :data:`_RETRY_MAX_S`; a wait that
+        would end past ``deadline`` gives up at once with the upstream's error (a 429 keeps its
+        ``retry-after``, so the client can back off itself)."""
         loop = asyncio.get_running_loop()
         for i in range(model.max_retries + 1):
             try:
                 return await attempt()
             except _Retryable as exc:
-                wait = exc.wait_s if exc.wait_s is not None else _RETRY_BASE_S * 2 ** i
-                if i >= model.max_retries or (deadline is not None and loop.time() + wait >= deadline):
+                wait = exc.wait_s if exc.wait_s is not None else min(_RETRY_BASE_S * 2 ** i,
+                                                                     _RETRY_MAX_S)
+                late = deadline is not None and loop.time() + wait >= deadline
+                if i >= model.max_retries or late:
                     raise exc.error from None
-                await asyncio.sleep(min(wait, _RETRY_MAX_S))
+                await asyncio.sleep(wait)
         raise AssertionError("unreachable")
 
     async def stream(self, model: ModelConfig, request: Mapping[str, Any], *,

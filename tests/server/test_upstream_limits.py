@@ -153,3 +153,29 @@ async def test_retry_after_within_the_deadline_is_still_waited_for(start_proxy,
         await fake.stop()
     assert status == 200, text
     assert fake.calls == 2
+
+
+async def test_a_retry_after_is_waited_for_in_full_not_cut_to_the_backoff_cap(
+        start_proxy, repo_config, monkeypatch: pytest.MonkeyPatch) -> None:
+    from proxy.upstream import direct
+
+    monkeypatch.setattr(direct, "_RETRY_MAX_S", 0.05)  # the cap on our own backoff
+
+    async def once_limited(body: dict[str, Any], request: web.Request) -> web.StreamResponse:
+        if fake.calls == 1:
+            return web.json_response({"error": {"message": "slow down"}}, status=429,
+                                     headers={"retry-after-ms": "600"})
+        return web.json_response(_body(_choice("The answer is 5.")))
+
+    fake = FakeUpstream(once_limited)
+    url = await fake.start()
+    try:
+        proxy = await start_proxy(_config(repo_config, url, timeout_s=5, max_retries=1),
+                                  service_factory=_pipeline(1))
+        t0 = time.monotonic()
+        status, _, text = await _post(proxy)
+        elapsed = time.monotonic() - t0
+    finally:
+        await fake.stop()
+    assert status == 200 and fake.calls == 2, text
+    assert elapsed >= 0.6  # the upstream asked for 0.6 s: retrying sooner would meet another 429
