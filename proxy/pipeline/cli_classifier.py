@@ -8,9 +8,7 @@ Exit 2 for a bad config, task set or output path (nothing is written), 1 when wr
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 __all__ = ["add_arguments", "run"]
@@ -36,6 +34,7 @@ def _out_problem(out: Path, what: str) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from proxy.atomicio import replace_files
     from proxy.config import ConfigError, load_config_or_report
     from proxy.pipeline.classify import classifier_path, train_classifier, training_examples
 
@@ -53,21 +52,10 @@ def run(args: argparse.Namespace) -> int:
         for line in exc.problems:
             print(f"error: {args.config}: {line}", file=sys.stderr)
         return 2
-    try:  # a unique temp file in the same folder, renamed over: concurrent runs do not collide
-        fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp.npz")
-        os.close(fd)
+    try:  # atomic: a running proxy never sees half a file
+        replace_files([(out, lambda tmp: train_classifier(config, Path(tmp), seed=args.seed))])
     except OSError as exc:
         print(f"error: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    tmp = Path(name)
-    try:
-        train_classifier(config, tmp, seed=args.seed)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)  # atomic: a running proxy never sees half a file
-    except OSError as exc:
-        print(f"error: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    finally:
-        tmp.unlink(missing_ok=True)
     print(f"wrote {out} ({len(config.tasks)} tasks, {n} training examples, seed {args.seed})")
     return 0

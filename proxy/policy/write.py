@@ -8,13 +8,13 @@ renames it over the target, so a watching proxy never sees a half-written policy
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from proxy.atomicio import replace_files
 from proxy.config import Action, PromptConfig
 from proxy.policy.schema import ArmEstimate, Context, Policy, Provenance
 
@@ -112,7 +112,7 @@ def dump_policy(policy: Policy, base_dir: Path | None = None, header: str | None
 
 
 def write_policy(policy: Policy, path: str | Path, header: str | None = None) -> Path:
-    """Write ``policy`` to ``path`` atomically (temp file + fsync + rename); returns the path.
+    """Write ``policy`` to ``path`` atomically (:mod:`proxy.atomicio`); returns the path.
     Refuses (``FileExistsError``) a ``path`` that exists and is not a regular file: the rename
     would replace a folder's entry or, as root, a device such as ``/dev/null``."""
     path = Path(path)
@@ -120,14 +120,5 @@ def write_policy(policy: Policy, path: str | Path, header: str | None = None) ->
         raise FileExistsError(f"{path} exists and is not a regular file")
     path.parent.mkdir(parents=True, exist_ok=True)
     text = dump_policy(policy, path.resolve().parent, header)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    replace_files([(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))])
     return path

@@ -1,5 +1,5 @@
 """Output files of the trainer's commands: a real up-front check that a path can be written, and
-atomic writes (a temporary file in the target's folder, then ``os.replace``).
+atomic writes (:mod:`proxy.atomicio`) whose failures name the path.
 
 ``os.access`` says yes to root everywhere (even under ``/proc``), so :func:`check_writable`
 creates and removes a file in the target's folder instead of asking.
@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
+from proxy.atomicio import Writer, replace_files
 from proxy.train.errors import OutputError
 
-__all__ = ["check_writable", "write_atomic"]
-
-Writer = Callable[[str], object]  # writes the file at the path it is given
-
+__all__ = ["Writer", "check_writable", "write_atomic"]
 
 def check_writable(path: Path, flag: str) -> None:
     """Raise :class:`OutputError` (naming ``flag`` and ``path``) unless ``path`` can be replaced
@@ -39,25 +37,9 @@ def check_writable(path: Path, flag: str) -> None:
 
 
 def write_atomic(outputs: Sequence[tuple[Path, Writer]]) -> None:
-    """Write every ``(path, writer)`` to a temporary file (mode 0644) next to its path, then move
-    them all into place: if writing any of them fails, none is replaced; no temporary file stays.
-    An ``OSError`` becomes an :class:`OutputError` naming the path."""
-    staged: list[tuple[str, Path]] = []
+    """:func:`proxy.atomicio.replace_files` (all of ``outputs`` or none), with an ``OSError``
+    raised as an :class:`OutputError` naming the path."""
     try:
-        for path, write in outputs:
-            try:
-                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-                os.close(fd)
-                staged.append((tmp, path))
-                write(tmp)
-                os.chmod(tmp, 0o644)
-            except OSError as exc:
-                raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-        for tmp, path in staged:
-            try:
-                os.replace(tmp, path)
-            except OSError as exc:
-                raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        for tmp, _ in staged:
-            Path(tmp).unlink(missing_ok=True)
+        replace_files(outputs)
+    except OSError as exc:
+        raise OutputError(f"cannot write {exc.filename}: {exc.strerror or exc}") from None
