@@ -13,9 +13,20 @@ query-to-query noise that dominates the comparison of prompts. Its bias (a near-
 few answers) falls with the answers per query and is shared by prompts pulled on the same
 queries. Credit curves depend only on the count signature (correct count, sorted wrong counts),
 so each distinct signature is computed once per fit.
+
+Once every prompt still compared has answers on every query, more queries cannot be had, and
+:meth:`PooledStats.revisits` picks where further answers help most: greedily, the query whose
+next ``n`` answers shrink most the summed variance of the compared prompts' credit estimates,
+``sum_p v_pq (1 / a_pq - 1 / (a_pq + n))``, with ``a_pq`` the answers pooled so far and
+``v_pq = c (1 - c)`` for the estimated credit ``c`` of p's best scale in some context (the
+largest over contexts). A query every prompt answers the same way (``c`` near 0 or 1) gets no
+more; near ties get the most. The arm is still the plain mean over queries, so revisiting where
+it is uncertain moves no query's weight, only its noise.
 """
 
 from __future__ import annotations
+
+import heapq
 
 import numpy as np
 
@@ -115,3 +126,37 @@ class PooledStats(ArmStats):
         objectives = (util + self.lams[:, None] * cost)[:, :, None]  # the credit
         return ArmTable(arms.copy(), util, objectives, cost, n,
                         util - hw[None], util + hw[None])
+
+    def unseen(self, prompts: np.ndarray) -> np.ndarray:
+        """The queries on which some of ``prompts`` has no answer yet (ascending)."""
+        return np.nonzero((self.counts[prompts].sum(axis=2) == 0).any(axis=0))[0]
+
+    def revisits(self, prompts: np.ndarray, n: int, m: int, first: np.ndarray) -> np.ndarray:
+        """``m`` queries (repeats allowed) to pull each of ``prompts`` on with ``n`` answers,
+        after one pull on each of ``first`` (the queries some of them have not answered), by
+        the greedy variance rule of the module docstring."""
+        credit, _ = self._per_query()
+        mean = self.mean()[:, prompts]  # (C, live, K)
+        v = np.zeros((len(prompts), credit.shape[1]))
+        for best_k in mean.argmax(axis=2):  # per context, each prompt's best scale
+            c = credit[prompts[:, None], np.arange(credit.shape[1])[None], best_k[:, None]]
+            v = np.maximum(v, c * (1.0 - c))
+        answers = self.counts[prompts].sum(axis=2).astype(float)  # (live, Q)
+        answers[:, first] += n  # now every entry is >= 1
+
+        def gain(q: int) -> float:
+            a = answers[:, q]
+            return float((v[:, q] * (1.0 / a - 1.0 / (a + n))).sum())
+
+        def key(q: int) -> tuple[float, float, int]:  # ties: fewer answers, then the lower index
+            return -gain(q), float(answers[:, q].sum()), q
+
+        heap = [key(q) for q in range(credit.shape[1])]
+        heapq.heapify(heap)
+        out = np.empty(m, dtype=np.int64)
+        for i in range(m):
+            q = heapq.heappop(heap)[2]
+            out[i] = q
+            answers[:, q] += n
+            heapq.heappush(heap, key(q))
+        return out

@@ -23,7 +23,9 @@ or fall together. The same rounds then trim prompts: each context keeps its ``ce
 prompts whose best arm is best (revival, ties and the budget split as above; ``cap`` is moot),
 and serves its last prompt at the scale of that prompt's best arm. A budget that is spread over
 many queries at a small ``pull_n`` instead of few queries at the largest scale removes most of
-the query-to-query noise that decides between close prompts.
+the query-to-query noise that decides between close prompts. Once the live prompts have
+answers on every train query, the rest of a round goes where their credit is least certain
+(``revisit``, :meth:`PooledStats.revisits`) instead of round the cycle again.
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ __all__ = ["PSST", "PSSTK", "trim"]
 def _poolable(env: Env) -> bool:
     """Whether ``env`` can pool answers per (prompt, query): a finite majority-vote train set."""
     return hasattr(env, "pooled_stats") and getattr(env, "n_queries", None) is not None
+
+
+def _is_flag(value: object) -> bool:
+    return isinstance(value, bool) or (is_int(value) and value in (0, 1))
 
 
 def _schedule(n_alive: np.ndarray, left: int, round_cost: int) -> tuple[int, int]:
@@ -88,7 +94,8 @@ class PSST(Learner):
     ``cap="budget"``: drop scales the budget cannot schedule (see the module docstring).
     ``psst(reuse="blocks", queries="iid", revive=False, cap="none")`` is the reference's rule
     set with honest budget accounting. ``reuse="auto"`` pools answers (``"pooled"``, with
-    ``pull_n`` answers per pull) where the environment offers it, else uses ``"subsets"``.
+    ``pull_n`` answers per pull and ``revisit``) where the environment offers it, else uses
+    ``"subsets"``.
     """
 
     name = "psst"
@@ -96,24 +103,26 @@ class PSST(Learner):
 
     def __init__(
         self, *, revive: bool = True, cap: str = "budget", reuse: Reuse = "auto",
-        pull_n: int = 8, queries: QueryMode = "cycle", seed: int | None = None,
+        pull_n: int = 8, revisit: bool = True, queries: QueryMode = "cycle",
+        seed: int | None = None,
     ) -> None:
         super().__init__(reuse=reuse, queries=queries, seed=seed)
         self.revive = revive
         self.cap = cap
         self.pull_n = pull_n
+        self.revisit = revisit
 
     def validate(self, env: Env | None = None) -> None:
         super().validate(env)
         self._validate_trimming()
         self._require(is_int(self.pull_n) and self.pull_n >= 1, "pull_n", "an integer >= 1")
+        self._require(_is_flag(self.revisit), "revisit", "true or false (or 1 or 0)")
         if env is not None and self.reuse == "pooled":
             self._require(_poolable(env), "reuse",
                           "'subsets' or 'blocks' on this environment (it cannot pool answers)")
 
     def _validate_trimming(self) -> None:
-        self._require(isinstance(self.revive, bool) or (is_int(self.revive) and self.revive in (0, 1)),
-                      "revive", "true or false (or 1 or 0)")
+        self._require(_is_flag(self.revive), "revive", "true or false (or 1 or 0)")
         self._require(self.cap in ("budget", "none"), "cap", "'budget' or 'none'")
 
     def _resolve_reuse(self, env: Env) -> str:
@@ -144,13 +153,26 @@ class PSST(Learner):
                 return alive
             rounds_left = min(needed, affordable)
             m = (stop - self.samples_) // rounds_left // (live.size * n)
-            self._pull_crn(live, np.full(live.size, n), m)
+            self._pull_pooled(live, n, m)
             keep = _keep(n_alive, rounds_left)
             candidates = alive.copy()
             if self.revive:
                 candidates[:, live] = True
             best = self.stats_.mean().max(axis=2, keepdims=True)  # (C, P, 1): each best arm
             alive = trim(best, self.stats_.count[:, :1], candidates[:, :, None], keep)[:, :, 0]
+
+    def _pull_pooled(self, live: np.ndarray, n: int, m: int) -> None:
+        """``m`` pulls of each live prompt on common queries: new queries while there are any
+        (the usual cycle), then the queries still unseen by some live prompt and, for the rest,
+        revisits where the credit is least certain (:meth:`PooledStats.revisits`; with
+        ``revisit=False`` the cycle throughout)."""
+        unseen = self.stats_.unseen(live)  # type: ignore[attr-defined]
+        if not self.revisit or unseen.size >= m:
+            self._pull_crn(live, np.full(live.size, n), m)
+            return
+        revisits = self.stats_.revisits(live, n, m - unseen.size, unseen)  # type: ignore[attr-defined]
+        queries = np.concatenate([self._rng.permutation(unseen), revisits])
+        self._pull(np.repeat(live, m), n, np.tile(queries, live.size))
 
     def _choose(self, alive: np.ndarray | None) -> np.ndarray:
         actions = super()._choose(alive)

@@ -58,6 +58,48 @@ def test_psst_pools_on_a_table_and_falls_back_elsewhere(small_env: ReplayMajorit
         make_learner("psst-k:reuse=pooled")
     with pytest.raises(ParamError, match=r"psst: pull_n must be an integer >= 1, got 0"):
         make_learner("psst:pull_n=0")
+    with pytest.raises(ParamError, match=r"psst: revisit must be true or false \(or 1 or 0\), got 2"):
+        make_learner("psst:revisit=2")
+
+
+def test_revisits_go_where_the_credit_is_uncertain(small_env: ReplayMajorityEnv) -> None:
+    stats = small_env.pooled_stats()
+    answers, n_q = small_env.train_answers, small_env.n_queries
+    counts = np.zeros((n_q, small_env.n_categories), dtype=np.int64)
+    counts[np.arange(n_q), answers] = 8  # every query settled: 8 right answers of 8
+    split, wrong = 5, 7
+    counts[split] = 0
+    counts[split, answers[split]] = counts[split, (answers[split] + 1) % 4] = 4  # a 4-4 tie
+    counts[wrong] = 0
+    counts[wrong, (answers[wrong] + 1) % 4] = 8  # settled the wrong way
+    for p in (0, 1):
+        stats.add_counts(np.full(n_q, p), np.arange(n_q), counts)
+    stats.add_counts(np.array([2]), np.array([3]), counts[[3]])  # prompt 2: query 3 only
+    assert stats.unseen(np.array([0, 1])).tolist() == []
+    assert stats.unseen(np.array([1, 2])).tolist() == [q for q in range(n_q) if q != 3]
+    assert stats.revisits(np.array([0, 1]), 8, 3, np.array([], dtype=np.int64)).tolist() == [split] * 3
+    # queries to be pulled first count as answered: no division by their zero answers
+    first = stats.unseen(np.array([0, 1, 2]))
+    assert stats.revisits(np.array([0, 1, 2]), 8, 2, first).tolist() == [split] * 2
+
+
+@pytest.mark.parametrize("revisit", [False, True])
+def test_psst_revisits_once_the_finalists_have_seen_every_query(
+        small_env: ReplayMajorityEnv, revisit: bool) -> None:
+    learner = make_learner(f"psst:revisit={int(revisit)}", seed=1).fit(small_env, 5000)
+    served = learner.actions_[0, 0]
+    per_query = learner.stats_.counts[served].sum(axis=1)  # answers of the served prompt
+    if not revisit:  # the cycle: every query within one pull (8 answers) of every other
+        assert per_query.max() - per_query.min() <= 8
+        return
+    assert per_query.max() - per_query.min() > 8
+    # the most answered queries are those whose served-scale credit is nearest a coin flip
+    counts = learner.stats_.counts[served].astype(float)
+    credit = exact_majority(counts / per_query[:, None], small_env.train_answers,
+                            small_env.n_max)[:, learner.actions_[0, 1] - 1]
+    order = np.argsort(per_query)
+    doubt = credit * (1 - credit)
+    assert doubt[order[-3:]].mean() > doubt[order[:3]].mean()
 
 
 @pytest.mark.parametrize("budget", [4, 9, 37, 401, 5000])
