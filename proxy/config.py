@@ -71,6 +71,7 @@ class ServerConfig:
     request_timeout_s: float = 120.0
     stream_keepalive_s: float = 5.0
     access_log: bool = False
+    shutdown_timeout_s: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +285,7 @@ def _server(r: Reader) -> ServerConfig:
         request_timeout_s=r.float("request_timeout_s", d.request_timeout_s, lo=0.001),
         stream_keepalive_s=r.float("stream_keepalive_s", d.stream_keepalive_s, lo=0.01),
         access_log=r.bool("access_log", d.access_log),
+        shutdown_timeout_s=r.float("shutdown_timeout_s", d.shutdown_timeout_s, lo=0),
     )
     r.done()
     return server

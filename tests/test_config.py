@@ -168,6 +168,8 @@ EXACT: list[tuple[str, Callable[[Doc], None], str]] = [
     ("duplicate objective", _set("objectives", ["accuracy", "helpfulness", "brevity", "accuracy"]),
      "objectives[3]: duplicate 'accuracy'"),
     ("no tasks", _set("tasks", []), "tasks: at least one task is required"),
+    ("negative shutdown timeout", _set("server.shutdown_timeout_s", -1),
+     "server.shutdown_timeout_s: must be >= 0"),
 ]
 
 

@@ -6,7 +6,8 @@ it cannot use; later reloads keep the old one). An address it cannot listen on e
 Idle client connections are closed after 75 s; a request aiohttp cannot parse is answered with
 its plain 400 and logged as one warning line. ``server.access_log`` (or ``--access-log``) logs one
 ``proxy.access`` line per request: client, request line, status, bytes, seconds, request id and
-the action the pipeline took.
+the action the pipeline took. On SIGINT/SIGTERM it stops accepting connections and gives the
+requests in flight ``server.shutdown_timeout_s`` to finish before cancelling them.
 """
 
 from __future__ import annotations
@@ -130,7 +131,8 @@ async def _serve(config: Config, host: str, port: int, access_log: bool) -> None
         loop.add_signal_handler(sig, stop.set)
     runner = web.AppRunner(create_app(config), handler_cancellation=True,
                            access_log=logging.getLogger("proxy.access") if access_log else None,
-                           access_log_format=_ACCESS_FORMAT, keepalive_timeout=_KEEPALIVE_S)
+                           access_log_format=_ACCESS_FORMAT, keepalive_timeout=_KEEPALIVE_S,
+                           shutdown_timeout=config.server.shutdown_timeout_s)
     try:
         await runner.setup()  # inside the try: a failed start-up still stops what had started
         _tune_gc()

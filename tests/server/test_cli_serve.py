@@ -1,22 +1,33 @@
-"""``iapo serve`` start-up errors: a bad classifier file or task set is named (exit 2), and only a
-real bind failure says "cannot listen" (exit 1). Run as a subprocess, as a user runs it."""
+"""``iapo serve`` as a user runs it (a subprocess): start-up errors (a bad classifier file or task
+set is named, exit 2; only a real bind failure says "cannot listen", exit 1), its log lines, and
+a graceful stop."""
 
 from __future__ import annotations
 
+import json
+import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _config(tmp_path: Path, **classifier: Any) -> Path:
-    """The repository's config with absolute paths and ``classifier`` keys set."""
+def _config(tmp_path: Path, server: dict[str, Any] | None = None,
+            simulator: dict[str, Any] | None = None, **classifier: Any) -> Path:
+    """The repository's config with absolute paths and ``server``, ``simulator`` and
+    ``classifier`` keys set."""
     data = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
+    data["server"].update(server or {})
+    data["simulator"].update(simulator or {})
     for task in data["tasks"]:
         if "dataset" in task:
             task["dataset"] = str(REPO / task["dataset"])
@@ -129,3 +140,47 @@ def test_access_log_is_one_line_per_request_with_its_id_and_action(tmp_path: Pat
     assert '"POST /v1/chat/completions HTTP/1.1" 200 ' in lines[0]
     assert lines[0].endswith(f"id=trace-42 action={action}")
     assert '"GET /health HTTP/1.1" 200 ' in lines[1]
+
+
+@pytest.mark.parametrize("grace_s", [60, 0.2])
+def test_sigterm_gives_requests_in_flight_the_shutdown_timeout(tmp_path: Path,
+                                                                grace_s: float) -> None:
+    config = _config(tmp_path, server={"shutdown_timeout_s": grace_s},
+                     simulator={"ttft_s": 1.5})  # every answer is 1.5 s away
+    proc = subprocess.Popen([sys.executable, "-m", "proxy", "serve", "--config", str(config),
+                             "--port", "0"], cwd=REPO, stderr=subprocess.PIPE, text=True)
+    got: dict[str, Any] = {}
+
+    def ask(url: str) -> None:
+        body = json.dumps({"model": "sim-1", "messages": [{"role": "user", "content": "Hello"}]})
+        req = urllib.request.Request(f"{url}/v1/chat/completions", data=body.encode(),
+                                     headers={"content-type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                got["status"], got["body"] = resp.status, json.loads(resp.read())
+        except OSError as exc:  # the connection closed under it
+            got["error"] = exc
+        got["at"] = time.monotonic()
+
+    try:
+        assert proc.stderr is not None
+        url = next(line.rstrip().rsplit(" ", 1)[1] for line in proc.stderr
+                   if "proxy.server: listening on" in line)
+        client = threading.Thread(target=ask, args=(url,))
+        client.start()
+        time.sleep(0.5)  # the request is in flight
+        stopped = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        client.join(timeout=30)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _, err = proc.communicate()
+    assert "Traceback" not in err, err
+    if grace_s == 60:  # waited for: the answer arrives, after the signal
+        assert got.get("status") == 200 and got["body"]["choices"][0]["message"]["content"]
+        assert got["at"] - stopped > 0.5
+    else:  # cut when the grace ran out, long before the answer would have come
+        assert "error" in got and "status" not in got
+        assert got["at"] - stopped < 0.9
