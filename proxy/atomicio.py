@@ -56,5 +56,5 @@ def _fsync(path: str) -> None:
 
 
 def _naming(exc: OSError, path: Path) -> OSError:
-    """``exc`` with ``path`` as its file name (the temporary file's name means nothing to a user)."""
+    """``exc`` naming ``path`` (the temporary file's name would mean nothing to a user)."""
     return type(exc)(exc.errno, exc.strerror or str(exc), str(path))

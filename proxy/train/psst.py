@@ -36,6 +36,7 @@ import numpy as np
 
 from proxy.train.base import Learner, QueryMode, is_int, is_number
 from proxy.train.env import Env, Reuse
+from proxy.train.pooled import PooledStats
 
 __all__ = ["PSST", "PSSTK", "trim"]
 
@@ -166,11 +167,12 @@ class PSST(Learner):
         (the usual cycle), then the queries still unseen by some live prompt and, for the rest,
         revisits where the credit is least certain (:meth:`PooledStats.revisits`; with
         ``revisit=False`` the cycle throughout)."""
-        unseen = self.stats_.unseen(live)  # type: ignore[attr-defined]
+        stats: PooledStats = self.stats_  # type: ignore[assignment]  # the pooled rounds' own
+        unseen = stats.unseen(live)
         if not self.revisit or unseen.size >= m:
             self._pull_crn(live, np.full(live.size, n), m)
             return
-        revisits = self.stats_.revisits(live, n, m - unseen.size, unseen)  # type: ignore[attr-defined]
+        revisits = stats.revisits(live, n, m - unseen.size, unseen)
         queries = np.concatenate([self._rng.permutation(unseen), revisits])
         self._pull(np.repeat(live, m), n, np.tile(queries, live.size))
 

@@ -77,7 +77,8 @@ def test_revisits_go_where_the_credit_is_uncertain(small_env: ReplayMajorityEnv)
     stats.add_counts(np.array([2]), np.array([3]), counts[[3]])  # prompt 2: query 3 only
     assert stats.unseen(np.array([0, 1])).tolist() == []
     assert stats.unseen(np.array([1, 2])).tolist() == [q for q in range(n_q) if q != 3]
-    assert stats.revisits(np.array([0, 1]), 8, 3, np.array([], dtype=np.int64)).tolist() == [split] * 3
+    none = np.array([], dtype=np.int64)
+    assert stats.revisits(np.array([0, 1]), 8, 3, none).tolist() == [split] * 3
     # queries to be pulled first count as answered: no division by their zero answers
     first = stats.unseen(np.array([0, 1, 2]))
     assert stats.revisits(np.array([0, 1, 2]), 8, 2, first).tolist() == [split] * 2
