@@ -26,6 +26,7 @@ __all__ = [
     "EMBEDDED",
     "SCORER_KINDS",
     "Action",
+    "ApiKeyConfig",
     "AuthConfig",
     "ClassifierConfig",
     "Config",
@@ -75,11 +76,21 @@ class ServerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiKeyConfig:
+    """One API key: the *name* of the env var holding it, the profile of its callers, and the
+    most samples one of its requests may draw (``None``: only ``fanout.n_max`` bounds N)."""
+
+    key_env: str
+    profile: str | None = None
+    max_samples: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AuthConfig:
-    """API keys: ``keys`` maps the *name* of an env var holding a key to that key's profile."""
+    """Whether requests need a key, and the keys (:class:`ApiKeyConfig`)."""
 
     require_api_key: bool = False
-    keys: tuple[tuple[str, str | None], ...] = ()
+    keys: tuple[ApiKeyConfig, ...] = ()
     admin_key_env: str = "IAPO_ADMIN_KEY"
 
 
@@ -303,8 +314,8 @@ def _env_name(r: Reader, key: str, value: str | None) -> str | None:
 def _auth(r: Reader) -> AuthConfig:
     keys = []
     for i, kr in r.list_of_readers("keys"):
-        keys.append((_env_name(kr, "key_env", kr.str("key_env", required=True)) or "",
-                     kr.opt_str("profile")))
+        keys.append(ApiKeyConfig(_env_name(kr, "key_env", kr.str("key_env", required=True)) or "",
+                                 kr.opt_str("profile"), kr.opt_int("max_samples", lo=1)))
         kr.done()
     auth = AuthConfig(
         require_api_key=r.bool("require_api_key", False),
@@ -588,9 +599,9 @@ def parse_config(data: Any, base_dir: Path | None = None, source: str = "config"
     prompts = {p.id: p for p in prompts_list}
     if profiles and default_profile and default_profile not in profiles:
         problems.add("default_profile", f"unknown profile '{default_profile}'")
-    for i, (env, profile) in enumerate(auth.keys):
-        if profiles and profile is not None and profile not in profiles:
-            problems.add(f"auth.keys[{i}].profile", f"unknown profile '{profile}'")
+    for i, key in enumerate(auth.keys):
+        if profiles and key.profile is not None and key.profile not in profiles:
+            problems.add(f"auth.keys[{i}].profile", f"unknown profile '{key.profile}'")
     for i, m in enumerate(models):
         if m.embedded and not simulator.enabled:
             problems.add(f"models[{i}].api_base", "'embedded' needs simulator.enabled: true")

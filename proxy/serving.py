@@ -41,6 +41,7 @@ class RequestContext:
 
     request_id: str
     profile: str | None = None
+    max_samples: int | None = None  # the caller's key's bound on the samples of this request
     headers: Mapping[str, str] = field(default_factory=dict)
     response_headers: dict[str, str] = field(default_factory=dict)
     disconnected: asyncio.Event = field(default_factory=asyncio.Event)

@@ -113,6 +113,12 @@ class Reader:
             return default
         return self._float(key, value, default, lo, hi)
 
+    def opt_int(self, key: str, *, lo: int | None = None, hi: int | None = None) -> int | None:
+        value = self._get(key, False)
+        if value is _MISSING or value is None:
+            return None
+        return self.int(key, 0, lo=lo, hi=hi)
+
     def opt_float(self, key: str, *, lo: float | None = None, hi: float | None = None) -> float | None:
         value = self._get(key, False)
         if value is _MISSING or value is None:

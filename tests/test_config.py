@@ -170,6 +170,10 @@ EXACT: list[tuple[str, Callable[[Doc], None], str]] = [
     ("no tasks", _set("tasks", []), "tasks: at least one task is required"),
     ("negative shutdown timeout", _set("server.shutdown_timeout_s", -1),
      "server.shutdown_timeout_s: must be >= 0"),
+    ("key max_samples 0", _set("auth", {"keys": [{"key_env": "K", "max_samples": 0}]}),
+     "auth.keys[0].max_samples: must be >= 1"),
+    ("key max_samples a string", _set("auth", {"keys": [{"key_env": "K", "max_samples": "8"}]}),
+     "auth.keys[0].max_samples: must be an integer"),
 ]
 
 
@@ -270,3 +274,12 @@ def test_aliases_that_stay_small_still_work(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text(doc.replace("proxy/data/", f"{REPO}/proxy/data/"))
     assert load_config(path).profiles["quality2"] == load_config(path).profiles["quality"]
+
+
+def test_api_keys_parse_with_profile_and_max_samples() -> None:
+    doc = _doc()
+    doc["auth"] = {"keys": [{"key_env": "TENANT_A", "profile": "frugal", "max_samples": 8},
+                            {"key_env": "TENANT_B"}]}
+    keys = parse_config(doc, base_dir=REPO).auth.keys
+    assert [(k.key_env, k.profile, k.max_samples) for k in keys] == [
+        ("TENANT_A", "frugal", 8), ("TENANT_B", None, None)]

@@ -51,7 +51,7 @@ from prometheus_client import CollectorRegistry
 
 from proxy.actions import ActionSource, Selection, StaticActions
 from proxy.config import Action, Config, ModelConfig, PromptConfig
-from proxy.errors import NotFound
+from proxy.errors import InvalidRequest, NotFound
 from proxy.pipeline.classify import TaskClassifier, TaskDecision, last_user_text
 from proxy.pipeline.extract import extractor_for
 from proxy.pipeline.fanout import (
@@ -195,7 +195,12 @@ class PipelineService:
         return model
 
     def plan(self, req: ChatRequest, ctx: RequestContext) -> _Plan:
-        """Decide task, weights and action for a request (no upstream calls)."""
+        """Decide task, weights and action for a request (no upstream calls). A key's
+        ``max_samples`` bounds the request's samples: N per choice at most ``max_samples // n``;
+        400 when ``n`` alone is over it."""
+        if ctx.max_samples is not None and req.n > ctx.max_samples:
+            raise InvalidRequest(f"n={req.n} is more than this API key's max_samples "
+                                 f"({ctx.max_samples})", param="n")
         model = self._model(req.model)
         task = self.classifier.classify(req.messages, req.hints, ctx.headers)
         weights = resolve_weights(self.config, req.hints, ctx.headers, req.model, ctx.profile)
@@ -213,6 +218,8 @@ class PipelineService:
             or self.config.prompts.get(action.prompt) or PromptConfig(id=action.prompt)
         task_cfg = self._tasks.get(task.task)
         n = max(1, min(action.n, self.config.fanout.n_max))
+        if ctx.max_samples is not None:
+            n = min(n, ctx.max_samples // req.n)
         scorer = action.scorer or (task_cfg.scorer if task_cfg else None)
         strategy = choose_strategy(self.strategy, model, action.aggregator, n, self.early_stop)
         return _Plan(task, weights, selection, model, prompt, n, action.aggregator, scorer, strategy)

@@ -58,8 +58,8 @@ def create_app(config: Config, *, upstream: Upstream | None = None,
     app[METRICS] = metrics or Metrics()
     owned = upstream is None
     app[UPSTREAM] = upstream or UpstreamRouter(metrics=app[METRICS])
-    app[API_KEYS] = {os.environ[env]: profile for env, profile in config.auth.keys
-                     if os.environ.get(env)}
+    app[API_KEYS] = {os.environ[key.key_env]: key for key in config.auth.keys
+                     if os.environ.get(key.key_env)}
     if config.auth.require_api_key and not app[API_KEYS]:
         log.warning("auth.require_api_key is set but none of the key env vars is set: "
                     "every request will be refused")

@@ -18,6 +18,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
 from proxy import jsonio
+from proxy.config import ApiKeyConfig
 from proxy.errors import (
     AuthenticationFailed,
     InternalError,
@@ -60,16 +61,17 @@ def _sse(obj: Any) -> bytes:
     return b"data: " + jsonio.dumps(obj) + b"\n\n"
 
 
-def authenticate(request: web.Request) -> str | None:
-    """The caller's profile (or None); 401 when a key is required and missing or wrong."""
+def authenticate(request: web.Request) -> ApiKeyConfig | None:
+    """The caller's key (None when no key is required); 401 when one is required and missing or
+    wrong."""
     if not request.app[CONFIG].auth.require_api_key:
         return None
     sent = bearer_token(request.headers)
     if sent is None:
         raise AuthenticationFailed("missing API key: send 'Authorization: Bearer <key>'")
-    for key, profile in request.app[API_KEYS].items():
-        if hmac.compare_digest(sent, key.encode()):
-            return profile
+    for value, key in request.app[API_KEYS].items():
+        if hmac.compare_digest(sent, value.encode()):
+            return key
     raise AuthenticationFailed("invalid API key")
 
 
@@ -77,7 +79,7 @@ def authenticate(request: web.Request) -> str | None:
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     app = request.app
     config = app[CONFIG]
-    profile = authenticate(request)
+    key = authenticate(request)
     service = app[SERVICE]
     limit = config.server.request_timeout_s
     ctx: RequestContext | None = None
@@ -87,8 +89,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             req = _chat_request(await _read(request), config.server.max_n)
             find_model(app[MODELS], req.model)
             request[REQUEST_MODEL] = req.model  # a metrics label: only once it is a known model
-            ctx = RequestContext(request_id=request[REQUEST_ID], profile=profile,
-                                 headers=request.headers)
+            ctx = RequestContext(request_id=request[REQUEST_ID], headers=request.headers,
+                                 profile=key.profile if key else None,
+                                 max_samples=key.max_samples if key else None)
             if req.stream:
                 timer.reschedule(None)  # a stream's first chunk gets its own limit below
             else:

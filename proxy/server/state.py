@@ -18,7 +18,7 @@ UPSTREAM = web.AppKey("iapo_upstream", Upstream)
 SERVICE = web.AppKey("iapo_service", ChatService)
 METRICS = web.AppKey("iapo_metrics", Metrics)
 SIM = web.AppKey("iapo_sim", Any)  # proxy.sim.server.SimServer | None (imported lazily)
-API_KEYS = web.AppKey("iapo_api_keys", dict)  # key value -> profile name (or None)
+API_KEYS = web.AppKey("iapo_api_keys", dict)  # key value -> its ApiKeyConfig
 MODELS = web.AppKey("iapo_models", dict)  # virtual model name -> ModelConfig
 
 REQUEST_ID = web.RequestKey("iapo_request_id", str)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
@@ -14,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from proxy.actions import Selection
-from proxy.config import Action, Config
+from proxy.config import Action, ApiKeyConfig, AuthConfig, Config
 from proxy.pipeline.classify import TaskClassifier
 from proxy.pipeline.extract import extract_number
 from proxy.pipeline.service import PipelineService
@@ -181,3 +182,28 @@ async def test_seeded_choices_differ_and_repeat(start_proxy, classifier) -> None
             for _ in range(2)]
     assert runs[0] == runs[1]  # reproducible
     assert len(set(runs[0])) == 3  # but each choice its own sample, as with OpenAI
+
+
+async def test_an_api_keys_max_samples_bounds_the_samples_of_its_requests(
+        start_proxy, sim_config, classifier, monkeypatch) -> None:
+    monkeypatch.setenv("TEST_KEY_OPEN", "sk-open")
+    monkeypatch.setenv("TEST_KEY_CAPPED", "sk-capped")
+    keys = (ApiKeyConfig("TEST_KEY_OPEN"), ApiKeyConfig("TEST_KEY_CAPPED", max_samples=4))
+    config = replace(sim_config(ttft_s=0, tpot_s=0),
+                     auth=AuthConfig(require_api_key=True, keys=keys))
+    url = await start_proxy(config, service_factory=_factory(classifier, Fixed("cot", 9)))
+    messages = [{"role": "user", "content": _math(1)[0]["input"]}]
+
+    async def samples(key: str, n: int) -> tuple[int, str]:
+        async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0) as c:
+            raw = await c.chat.completions.with_raw_response.create(
+                model="sim-1", messages=messages, n=n)
+        return raw.parse().model_extra["iapo"]["samples"]["requested"], raw.headers["x-iapo-action"]
+
+    assert await samples("sk-open", 1) == (9, "cot;n=9;majority")
+    assert await samples("sk-capped", 1) == (4, "cot;n=4;majority")
+    assert await samples("sk-capped", 2) == (4, "cot;n=2;majority")  # 2 choices of 2
+    async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="sk-capped", max_retries=0) as c:
+        with pytest.raises(openai.BadRequestError) as err:
+            await c.chat.completions.create(model="sim-1", messages=messages, n=5)
+    assert err.value.param == "n" and "max_samples (4)" in err.value.message

@@ -10,7 +10,7 @@ import aiohttp
 import openai
 import pytest
 
-from proxy.config import AuthConfig, ModelConfig
+from proxy.config import ApiKeyConfig, AuthConfig, ModelConfig
 from proxy.errors import UpstreamError
 from proxy.serving import ChatResult, PassthroughService
 from proxy.server.state import CONFIG, SIM, UPSTREAM
@@ -118,7 +118,7 @@ async def test_unknown_fields_pass_through_but_iapo_never(start_proxy) -> None:
 async def test_auth_required(start_proxy, repo_config, monkeypatch) -> None:
     monkeypatch.setenv("TEST_IAPO_KEY", "sk-good")
     config = replace(repo_config, auth=AuthConfig(require_api_key=True,
-                                                  keys=(("TEST_IAPO_KEY", "frugal"),)))
+                                                  keys=(ApiKeyConfig("TEST_IAPO_KEY", "frugal"),)))
     seen = []
 
     class Spy(PassthroughService):

@@ -11,7 +11,7 @@ from dataclasses import replace
 import aiohttp
 import pytest
 
-from proxy.config import AuthConfig
+from proxy.config import ApiKeyConfig, AuthConfig
 from proxy.server.state import METRICS
 
 MSG = [{"role": "user", "content": "hi"}]
@@ -208,7 +208,7 @@ async def test_non_utf8_bearer_key_is_401(start_proxy, repo_config, monkeypatch)
     monkeypatch.setenv("TEST_IAPO_KEY", "sk-good")
     monkeypatch.setenv(repo_config.auth.admin_key_env, "sk-admin")
     url = await start_proxy(replace(repo_config, auth=AuthConfig(
-        require_api_key=True, keys=(("TEST_IAPO_KEY", None),),
+        require_api_key=True, keys=(ApiKeyConfig("TEST_IAPO_KEY"),),
         admin_key_env=repo_config.auth.admin_key_env)))
     for line in (b"POST /v1/chat/completions", b"POST /admin/reload", b"GET /admin/policies"):
         status, err = _status_and_error(await _raw(
