@@ -88,6 +88,20 @@ async def _post(url: str, **body: Any) -> tuple[int, Mapping[str, str], str]:
             return r.status, r.headers.copy(), await r.text()
 
 
+async def _timed(start_proxy: Any, repo_config: Config, fake: FakeUpstream,
+                 **model: Any) -> tuple[int, Mapping[str, str], str, float]:
+    """One request through the proxy (one sample) to ``fake`` with the model's ``model`` keys:
+    status, headers, body text and seconds."""
+    url = await fake.start()
+    try:
+        proxy = await start_proxy(_config(repo_config, url, **model), service_factory=_pipeline(1))
+        t0 = time.monotonic()
+        status, headers, text = await _post(proxy)
+        return status, headers, text, time.monotonic() - t0
+    finally:
+        await fake.stop()
+
+
 # -- 1. the model's timeout_s bounds every call ------------------------------------------------
 @pytest.mark.parametrize("transport", ["direct", "litellm"])
 async def test_model_timeout_applies_to_pipeline_samples(start_proxy, repo_config,
@@ -98,16 +112,8 @@ async def test_model_timeout_applies_to_pipeline_samples(start_proxy, repo_confi
 
     if transport == "litellm":  # its import (seconds, once per process) is not the call's time
         await asyncio.to_thread(import_litellm)
-    fake = FakeUpstream(slow)
-    url = await fake.start()
-    try:
-        proxy = await start_proxy(_config(repo_config, url, timeout_s=0.5, transport=transport),
-                                  service_factory=_pipeline(1))
-        t0 = time.monotonic()
-        status, _, text = await _post(proxy)
-        elapsed = time.monotonic() - t0
-    finally:
-        await fake.stop()
+    status, _, text, elapsed = await _timed(start_proxy, repo_config, FakeUpstream(slow),
+                                            timeout_s=0.5, transport=transport)
     assert status == 504, text
     assert elapsed < 3.0  # the model's 0.5 s, not fanout.sample_timeout_s (60 s)
     assert json.loads(text)["error"]["type"] == "timeout_error"
@@ -121,15 +127,8 @@ async def test_retry_after_past_the_deadline_is_the_upstreams_429_at_once(start_
                                  status=429, headers={"retry-after": "7"})
 
     fake = FakeUpstream(limited)
-    url = await fake.start()
-    try:
-        proxy = await start_proxy(_config(repo_config, url, timeout_s=3, max_retries=2),
-                                  service_factory=_pipeline(1))
-        t0 = time.monotonic()
-        status, headers, text = await _post(proxy)
-        elapsed = time.monotonic() - t0
-    finally:
-        await fake.stop()
+    status, headers, text, elapsed = await _timed(start_proxy, repo_config, fake, timeout_s=3,
+                                                  max_retries=2)
     assert status == 429, text
     assert headers.get("retry-after") == "7"
     assert elapsed < 1.5 and fake.calls == 1  # no wait that could not end in time
@@ -154,14 +153,7 @@ async def test_a_retry_after_within_the_deadline_is_waited_for_in_full(
         return web.json_response(_body(_choice("The answer is 5.")))
 
     fake = FakeUpstream(once_limited)
-    url = await fake.start()
-    try:
-        proxy = await start_proxy(_config(repo_config, url, timeout_s=5, max_retries=2),
-                                  service_factory=_pipeline(1))
-        t0 = time.monotonic()
-        status, _, text = await _post(proxy)
-        elapsed = time.monotonic() - t0
-    finally:
-        await fake.stop()
+    status, _, text, elapsed = await _timed(start_proxy, repo_config, fake, timeout_s=5,
+                                            max_retries=2)
     assert status == 200 and fake.calls == 2, text
     assert elapsed >= retry_after_ms / 1000  # retrying sooner would meet another 429
