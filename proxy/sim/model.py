@@ -6,8 +6,10 @@ A request is first classified by its last user message:
    instruction phrases (:func:`proxy.sim.roles.prompter_reply`);
 2. *judge*: "Rate the response ... on a scale of 1 to 10" -> "Score: k" from the response's
    true quality plus noise, sometimes junk (:func:`proxy.sim.roles.judge_reply`);
-3. *task item*: a known item's question occurs in the user messages (:class:`TaskIndex`) ->
-   an answer whose correctness depends on the prompt's features;
+3. *task item*: a known item's question occurs in the user messages (:class:`TaskIndex`), or
+   the last one asks for some arithmetic (an item made on the spot,
+   :func:`proxy.sim.arith.arithmetic_item`) -> an answer whose correctness depends on the
+   prompt's features;
 4. anything else -> a generic reply that echoes the topic words.
 
 For task items (math, multiple choice) the features of the system + user text (see
@@ -37,6 +39,7 @@ import numpy as np
 
 from proxy.sim import features as ft
 from proxy.sim import render, roles
+from proxy.sim.arith import arithmetic_item
 from proxy.sim.tasks import TaskIndex, TaskItem
 
 __all__ = ["SimModel", "count_tokens"]
@@ -86,7 +89,7 @@ class SimModel:
         if roles.is_judge_request(last):
             return [roles.judge_reply(last, self.index, rng, temperature) for _ in range(n)]
         f = ft.detect_features(messages)
-        item = self.index.find_in(users)
+        item = self.index.find_in(users) or arithmetic_item(last)
         if item is None:
             return [render.render_generic(last, f, rng) for _ in range(n)]
         if item.key_points:

@@ -42,6 +42,15 @@ async def test_default_app_serves_the_shipped_policy(start_proxy) -> None:
     assert iapo["samples"]["requested"] == iapo["action"]["n"] > 1
 
 
+async def test_a_users_own_arithmetic_question_gets_the_right_number(start_proxy) -> None:
+    url = await start_proxy()
+    async with _sdk(url) as client:
+        resp = await client.chat.completions.create(
+            model="sim-1", messages=[{"role": "user", "content": "What is 12 + 30?"}])
+    assert resp.model_extra["iapo"]["task"] == "math"
+    assert re.search(r"\b42\b", resp.choices[0].message.content or "")  # the vote's answer
+
+
 async def test_profile_aliases_are_models_and_pick_their_profile(start_proxy) -> None:
     url = await start_proxy()
     async with _sdk(url) as client:
