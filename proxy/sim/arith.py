@@ -9,9 +9,9 @@ the message starts with *what is, what's, compute, calculate, evaluate, how much
 or the expression ends in ``=`` (so "the 1990-2000 decade" stays chat). It is evaluated exactly
 (:mod:`fractions`, no ``eval``); a division by zero, a result that is not a whole number or a
 terminating decimal of up to 4 places, more than 12 numbers, one of more than 15 digits or more
-than 64 tokens is no item (the generic reply, as before). The item's difficulty grows with the number of
-operations and the size of the numbers, so bigger sums are got wrong more often, and the
-distractors are the simulator's usual near misses (±1, ±10, ...).
+than 64 tokens is no item (the generic reply, as before). The item's difficulty grows with the
+number of operations and the size of the numbers, so bigger sums are got wrong more often, and
+the distractors are the simulator's usual near misses (±1, ±10, ...).
 """
 
 from __future__ import annotations
