@@ -28,7 +28,19 @@ from proxy.upstream.base import (
     usage_of,
 )
 
-__all__ = ["LiteLLMUpstream", "import_litellm", "map_litellm_error"]
+__all__ = ["CHAT_PARAMS", "LiteLLMUpstream", "import_litellm", "map_litellm_error"]
+
+# The OpenAI Chat Completions parameters, which litellm maps onto each provider. A request's other
+# fields travel in ``extra_body`` (the provider's request body), never as litellm's own keyword
+# arguments: there ``api_base``, ``base_url``, ``api_key``, ``extra_headers``, ``mock_response``,
+# ``fallbacks`` ... would let a client send the call, and the model's key with it, anywhere.
+CHAT_PARAMS = frozenset({
+    "messages", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs",
+    "max_completion_tokens", "max_tokens", "metadata", "modalities", "audio", "n",
+    "parallel_tool_calls", "prediction", "presence_penalty", "reasoning_effort",
+    "response_format", "seed", "service_tier", "stop", "store", "temperature", "tool_choice",
+    "tools", "top_logprobs", "top_p", "user", "web_search_options",
+})
 
 _lock = threading.Lock()
 _module: ModuleType | None = None
@@ -79,7 +91,15 @@ class LiteLLMUpstream:
         return self._litellm
 
     def _kwargs(self, model: ModelConfig, request: Mapping[str, Any], timeout: float) -> dict[str, Any]:
-        kwargs = {k: v for k, v in request.items() if k not in ("model", "stream", "stream_options")}
+        """litellm's arguments: the request's chat parameters (:data:`CHAT_PARAMS`), every other
+        field of it in ``extra_body``, then the model's own connection settings."""
+        kwargs: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for key, value in request.items():
+            if key not in ("model", "stream", "stream_options"):
+                (kwargs if key in CHAT_PARAMS else extra)[key] = value
+        if extra:
+            kwargs["extra_body"] = extra
         kwargs.update(model=model.model, timeout=timeout, num_retries=model.max_retries)
         if model.api_base and not model.embedded:
             kwargs["api_base"] = model.api_base
