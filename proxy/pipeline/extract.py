@@ -3,7 +3,9 @@
 ``number``: the content of the last ``\\boxed{...}``, else the number after the last "the answer
 is" / "answer:", else the last number in the text. Thousands separators (``1,234``), currency
 (``$``), percent signs, unicode minus and trailing zeros are dropped; fractions and decimals are
-compared exactly (``5/2`` == ``2.5`` -> ``"2.5"``; ``1/3`` -> ``"1/3"``).
+compared exactly (``5/2`` == ``2.5`` -> ``"2.5"``; ``1/3`` -> ``"1/3"``). A number longer than
+100 characters or with an exponent beyond two digits (``1e10000000``, which would take seconds
+of the event loop to expand) is no answer.
 
 ``letter``: a multiple-choice letter A-H, by priority: "answer is (C)" / "answer: C", "option /
 choice ... is C", "(C)", a line starting "C)" / "C.", a reply that is only the letter.
@@ -32,6 +34,8 @@ _NUM_RE = re.compile(_NUM)
 _BOXED = re.compile(r"\\boxed\s*\{((?:[^{}]|\{[^{}]*\})*)\}")
 _ANSWER_IS = re.compile(r"(?:answer|result)\s*(?:is|=|:)\s*(?:approximately\s+|about\s+)?", re.I)
 _FRAC = re.compile(r"\\d?frac\{(-?\d+)\}\{(\d+)\}")
+_PLAIN_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d{1,2})?(?:/\d+)?")
+_MAX_NUMBER_CHARS = 100
 
 
 def normalize_number(raw: str) -> str | None:
@@ -39,6 +43,8 @@ def normalize_number(raw: str) -> str | None:
     text = _FRAC.sub(r"\1/\2", raw)
     text = text.replace("−", "-").replace("$", "").replace("%", "").replace(",", "")
     text = re.sub(r"\s+", "", text).rstrip(".")
+    if len(text) > _MAX_NUMBER_CHARS or not _PLAIN_NUMBER.fullmatch(text):
+        return None  # not a number, or one whose exponent would cost seconds (1e10000000)
     try:
         value = Fraction(text)
     except (ValueError, ZeroDivisionError):

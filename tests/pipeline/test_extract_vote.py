@@ -59,6 +59,16 @@ def test_normalize_number_equivalences() -> None:
     assert normalize_number("abc") is None
 
 
+@pytest.mark.parametrize(("raw", "want"), [
+    ("3.2e5", "320000"), ("1e-3", "0.001"), ("1e99", "1" + "0" * 99),
+    ("1e10000000", None),  # was seconds of the event loop, then a ValueError (a 500)
+    ("1e-50000", None),  # was seconds, then a 50 000-digit answer
+    ("1e5000", None), ("9" * 101, None), ("inf", None), ("nan", None), ("1_000", None),
+])
+def test_a_sample_cannot_make_number_normalisation_expensive(raw: str, want: str | None) -> None:
+    assert normalize_number(raw) == want
+
+
 def test_vote_ties_go_to_the_lowest_sample_index() -> None:
     assert majority(["3", "4", "4", "3"]) == "3"
     assert majority(["4", "3", "3"]) == "3"
