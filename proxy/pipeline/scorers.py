@@ -45,7 +45,7 @@ DEFAULT_RUBRIC = (
 )
 _SCORE_RULES = (
     re.compile(r"score\s*[:=]?\s*\**\s*(\d+(?:\.\d+)?)", re.I),
-    re.compile(r"(\d+(?:\.\d+)?)\s*/\s*10\b"),
+    re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*/\s*10\b"),  # one try per digit run, not per digit
     re.compile(r"\*\*\s*(\d+(?:\.\d+)?)\s*\*\*"),
     re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)(?![\d.])"),
 )

@@ -2,7 +2,7 @@
 17 times 3 minus 4" becomes a math item made on the spot, answered by the same error model as
 the shipped word problems.
 
-The last user message is searched for one expression of at least two numbers joined by
+The last user message, if at most 300 characters long, is searched for one expression of at least two numbers joined by
 ``+ - * / x × ÷`` or the words *plus, minus, times, multiplied by, divided by, over*, with
 parentheses allowed. It counts only when the message asks for it: it is the whole message, or
 the message starts with *what is, what's, compute, calculate, evaluate, how much is* or *solve*,
@@ -35,10 +35,13 @@ _ASKED = re.compile(r"^\W*(?:what\s+is|what's|compute|calculate|evaluate|how\s+m
                     re.I)
 _LEFT = re.compile(r"[\s?.!=:]*")
 _MAX_NUMBERS, _MAX_DIGITS, _MAX_TOKENS = 12, 15, 64  # 64: parentheses too (the parser recurses)
+_MAX_CHARS = 300
 
 
 def arithmetic_item(text: str) -> TaskItem | None:
     """A math item for the arithmetic expression in ``text``, or None when there is none."""
+    if len(text) > _MAX_CHARS:  # a question, not a document (and the search stays cheap)
+        return None
     normal = text
     for pattern, op in _WORDS:
         normal = pattern.sub(f" {op} ", normal)

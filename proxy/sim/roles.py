@@ -30,12 +30,12 @@ JUDGE_SD = 0.8
 JUDGE_JUNK = 0.05
 _REWRITE = re.compile(r"rewrite the following|rewrite this (?:request|prompt|question)", re.I)
 _JUDGE = re.compile(r"\b(?:rate|score|grade|evaluate)\b[^\n]{0,80}?\b(?:response|answer|summary|reply)\b"
-                    r"|scale (?:of|from) 1 to 10|^\s*score:", re.I | re.M)
-_REQUEST_LINE = re.compile(r"^\s*(?:request|prompt|question|original(?: request)?)\s*:\s*", re.I | re.M)
-_MARKER = re.compile(r"^\s*(?:\[|<|#+\s*)?(?:the\s+)?(?:candidate\s+|assistant(?:'s)?\s+|model\s+)?"
+                    r"|scale (?:of|from) 1 to 10|^[ \t]*score:", re.I | re.M)
+_REQUEST_LINE = re.compile(r"^[ \t]*(?:request|prompt|question|original(?: request)?)\s*:\s*", re.I | re.M)
+_MARKER = re.compile(r"^[ \t]*(?:\[|<|#+\s*)?(?:the\s+)?(?:candidate\s+|assistant(?:'s)?\s+|model\s+)?"
                      r"(?:response|answer|reply|output|summary)(?:\s+to\s+(?:evaluate|rate|score))?"
                      r"\s*(?:\]|>|:)[ \t]*", re.I | re.M)
-_END = re.compile(r"^\s*(?:</|\[/?end|rate\b|score\b|reply with|give (?:a|the) score|please rate|on a scale)",
+_END = re.compile(r"^[ \t]*(?:</|\[/?end|rate\b|score\b|reply with|give (?:a|the) score|please rate|on a scale)",
                   re.I | re.M)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?")
 _LETTER = re.compile(r"\(([A-D])\)|\b([A-D])\b")
