@@ -83,6 +83,7 @@ log = logging.getLogger(__name__)
 STRATEGIES = ("auto", "parallel", "n")
 _MAX_TOPUPS = 2
 _SEED_MASK = (1 << 63) - 1
+_MAX_ERROR_CHARS = 400  # per distinct failure in a 502's message: enough for a key hint whole
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,7 +366,7 @@ class FanoutRun:
         self._error_kinds.add((type(exc), getattr(exc, "status", 500)))
         if isinstance(exc, UpstreamError) and self._first_error is None:
             self._first_error = exc
-        self.counts.errors[msg[:120]] += k
+        self.counts.errors[msg[:_MAX_ERROR_CHARS]] += k
         if not isinstance(exc, UpstreamError):
             log.error("sample call failed unexpectedly", exc_info=exc)
 

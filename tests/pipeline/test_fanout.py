@@ -58,6 +58,17 @@ async def test_all_failing_is_502_naming_what_failed(fake, config: Config) -> No
     assert "4 x simulated upstream failure" in err.value.message
 
 
+async def test_a_failure_message_the_user_must_act_on_is_not_cut(fake, config: Config) -> None:
+    message = ("upstream rejected the proxy's credentials for model 'acme-prod-claude-3-haiku' "
+               "(HTTP 401); check env var ACME_ANTHROPIC_API_KEY, which is not set")
+    up = fake(lambda b: UpstreamError(message, status=502))
+    async with _fan(up).run(config.models[0], {"messages": []}, 2) as run:
+        assert [s async for s in run] == []
+        with pytest.raises(UpstreamError) as err:
+            run.check()
+    assert f"2 x {message}" in err.value.message  # the env var named whole (it was cut at 120)
+
+
 async def test_all_timeouts_is_504(fake, config: Config) -> None:
     up = fake(lambda b: ["late"], delay=lambda b: 5.0)
     async with _fan(up, sample_timeout_s=0.05).run(config.models[0], {"messages": []}, 3) as run:
