@@ -125,6 +125,8 @@ async def _serve(config: Config, host: str, port: int, access_log: bool) -> None
 
     from proxy.server.app import create_app
 
+    if access_log:  # asked for: its lines are INFO, and show whatever --log-level says
+        logging.getLogger("proxy.access").setLevel(logging.INFO)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

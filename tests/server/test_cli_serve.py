@@ -184,3 +184,27 @@ def test_sigterm_gives_requests_in_flight_the_shutdown_timeout(tmp_path: Path,
     else:  # cut when the grace ran out, long before the answer would have come
         assert "error" in got and "status" not in got
         assert got["at"] - stopped < 0.9
+
+
+def test_access_log_shows_at_any_log_level(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a free port: at --log-level warning nothing logs the address
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "proxy", "serve", "--config",
+                             str(_config(tmp_path)), "--port", str(port), "--access-log",
+                             "--log-level", "warning"], cwd=REPO, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None, "did not start"
+                time.sleep(0.2)
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    lines = [line for line in err.splitlines() if " proxy.access: " in line]
+    assert len(lines) == 1 and '"GET /health HTTP/1.1" 200 ' in lines[0], err
+    assert " INFO proxy.server: " not in err  # the rest stays at the level asked for
