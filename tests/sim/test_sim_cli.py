@@ -25,7 +25,7 @@ def test_arguments_become_settings() -> None:
     s = cli.settings_from_args(parse("--seed", "7", "--ttft-ms", "0", "--tpot-ms", "2.5",
                                      "--error-rate", "0.1", "--drop-rate", "0.05"))
     assert (s.seed, s.ttft_s, s.tpot_s, s.error_rate, s.drop_rate) == (7, 0.0, 0.0025, 0.1, 0.05)
-    assert cli.run(parse("--error-rate", "1.5")) == 2  # rejected before anything starts
+    assert cli.run(parse("--error-rate", "0.6", "--drop-rate", "0.6")) == 2  # before it starts
 
 
 async def test_iapo_sim_serves_until_stopped() -> None:
@@ -64,6 +64,24 @@ def _main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
 def test_a_port_out_of_range_is_an_argument_error(port: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, err = _main(capsys, "--port", port)
     assert code == 2 and "argument --port: " in err and "is not a port number" in err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (("--ttft-ms", "-5"), "argument --ttft-ms: must be >= 0, got -5"),
+    (("--error-rate", "2"), "argument --error-rate: must be in [0, 1], got 2"),
+    (("--jitter", "nan"), "argument --jitter: must be in [0, 1], got nan"),
+    (("--slow-s", "abc"), "argument --slow-s: 'abc' is not a number"),
+])
+def test_a_setting_out_of_range_names_its_flag(argv: tuple[str, ...], message: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = _main(capsys, *argv)
+    assert code == 2 and message in err, err  # the flag typed, not an internal field
+
+
+def test_fault_rates_summing_over_one_name_the_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _main(capsys, "--error-rate", "0.6", "--drop-rate", "0.6") == (
+        2, "error: --error-rate, --rate-limit-rate, --slow-rate, --drop-rate and "
+           "--malformed-rate must sum to at most 1\n")
 
 
 def test_a_bad_task_set_is_a_cli_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
