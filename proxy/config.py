@@ -73,6 +73,7 @@ class ServerConfig:
     stream_keepalive_s: float = 5.0
     access_log: bool = False
     shutdown_timeout_s: float = 60.0
+    max_tokens: int | None = None  # the most tokens a client may ask of one sample
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +298,7 @@ def _server(r: Reader) -> ServerConfig:
         stream_keepalive_s=r.float("stream_keepalive_s", d.stream_keepalive_s, lo=0.01),
         access_log=r.bool("access_log", d.access_log),
         shutdown_timeout_s=r.float("shutdown_timeout_s", d.shutdown_timeout_s, lo=0),
+        max_tokens=r.opt_int("max_tokens", lo=1),
     )
     r.done()
     return server

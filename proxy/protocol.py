@@ -109,8 +109,10 @@ def _message(m: Any, i: int) -> dict[str, Any]:
                          param=f"{param}.content")
 
 
-def parse_chat_request(body: Any, *, max_n: int) -> ChatRequest:
-    """Validate a decoded chat-completions body; raises :class:`InvalidRequest` on any problem."""
+def parse_chat_request(body: Any, *, max_n: int, max_tokens: int | None = None) -> ChatRequest:
+    """Validate a decoded chat-completions body; raises :class:`InvalidRequest` on any problem.
+    ``max_tokens`` (``server.max_tokens``) bounds ``max_tokens`` / ``max_completion_tokens`` and
+    is sent as ``max_tokens`` when the request names neither."""
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object")
     model = body.get("model")
@@ -143,12 +145,15 @@ def parse_chat_request(body: Any, *, max_n: int) -> ChatRequest:
     hints = body.get("iapo")
     if hints is not None and not isinstance(hints, dict):
         raise InvalidRequest("'iapo' must be an object", param="iapo")
+    tokens = _int(body, "max_tokens", 1, max_tokens or _MAX_TOKENS)
+    completion_tokens = _int(body, "max_completion_tokens", 1, max_tokens or _MAX_TOKENS)
+    if tokens is None and completion_tokens is None:
+        tokens = max_tokens
     return ChatRequest(
         model=model, messages=messages,
         temperature=_number(body, "temperature", 0.0, 2.0),
         top_p=_number(body, "top_p", 0.0, 1.0),
-        max_tokens=_int(body, "max_tokens", 1, _MAX_TOKENS),
-        max_completion_tokens=_int(body, "max_completion_tokens", 1, _MAX_TOKENS),
+        max_tokens=tokens, max_completion_tokens=completion_tokens,
         stop=stop, n=_int(body, "n", 1, max_n) or 1, seed=_int(body, "seed", -(1 << 63), (1 << 64) - 1),
         user=user, stream=bool(stream), stream_options=opts, hints=hints or {},
         extra={k: v for k, v in body.items() if k not in _KNOWN},

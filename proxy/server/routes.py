@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
 from proxy import jsonio
-from proxy.config import ApiKeyConfig
+from proxy.config import ApiKeyConfig, ServerConfig
 from proxy.errors import (
     AuthenticationFailed,
     InternalError,
@@ -86,7 +86,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     try:
         # One timer bounds reading the body and, unless streaming, the whole answer.
         async with asyncio.timeout(limit) as timer:
-            req = _chat_request(await _read(request), config.server.max_n)
+            req = _chat_request(await _read(request), config.server)
             find_model(app[MODELS], req.model)
             request[REQUEST_MODEL] = req.model  # a metrics label: only once it is a known model
             ctx = RequestContext(request_id=request[REQUEST_ID], headers=request.headers,
@@ -117,7 +117,7 @@ async def _read(request: web.Request) -> bytes:
         raise InvalidRequest(f"the request body could not be read: {exc}") from None
 
 
-def _chat_request(raw: bytes, max_n: int) -> ChatRequest:
+def _chat_request(raw: bytes, server: ServerConfig) -> ChatRequest:
     try:
         body = jsonio.loads(raw)
     except ValueError:
@@ -125,7 +125,7 @@ def _chat_request(raw: bytes, max_n: int) -> ChatRequest:
     if jsonio.too_deep(raw, body, _MAX_DEPTH):
         raise InvalidRequest(f"the request body nests lists and objects more than "
                              f"{_MAX_DEPTH} deep")
-    return parse_chat_request(body, max_n=max_n)
+    return parse_chat_request(body, max_n=server.max_n, max_tokens=server.max_tokens)
 
 
 def _too_slow(limit: float) -> UpstreamTimeout:

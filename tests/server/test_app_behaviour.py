@@ -252,3 +252,15 @@ async def test_a_service_that_fails_to_build_stops_the_simulator(repo_config) ->
         with pytest.raises(aiohttp.ClientConnectionError):  # nothing listens there any more
             await s.get(sim_url.removesuffix("/v1") + "/health")
     await runner.cleanup()
+
+
+async def test_server_max_tokens_bounds_every_sample(start_proxy, sim_config) -> None:
+    config = sim_config(ttft_s=0.0, tpot_s=0.0)
+    url = await start_proxy(replace(config, server=replace(config.server, max_tokens=5)))
+    question = [{"role": "user", "content": "Tell me about the history of suspension bridges."}]
+    async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0) as client:
+        resp = await client.chat.completions.create(model="sim-1", messages=question)
+        with pytest.raises(openai.BadRequestError) as info:
+            await client.chat.completions.create(model="sim-1", messages=question, max_tokens=6)
+    assert resp.usage.completion_tokens <= 5 and resp.choices[0].finish_reason == "length"
+    assert info.value.param == "max_tokens"

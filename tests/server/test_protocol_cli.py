@@ -61,6 +61,22 @@ def test_parse_rejects_with_param(body: dict, param: str) -> None:
     assert info.value.param == param and info.value.status == 400
 
 
+def test_server_max_tokens_bounds_and_defaults_the_tokens_per_sample() -> None:
+    def parsed(**fields: int) -> tuple[int | None, int | None]:
+        req = parse_chat_request({"model": "m", "messages": MSG, **fields}, max_n=4, max_tokens=64)
+        return req.max_tokens, req.max_completion_tokens
+
+    assert parsed() == (64, None)  # none asked for: the bound is sent
+    assert parsed(max_tokens=10) == (10, None)
+    assert parsed(max_completion_tokens=64) == (None, 64)
+    for key in ("max_tokens", "max_completion_tokens"):
+        with pytest.raises(InvalidRequest) as info:
+            parsed(**{key: 65})
+        assert info.value.param == key and "between 1 and 64" in info.value.message
+    unbounded = parse_chat_request({"model": "m", "messages": MSG}, max_n=4)
+    assert unbounded.max_tokens is None and unbounded.max_completion_tokens is None
+
+
 def test_completion_body_shape() -> None:
     body = completion_body("sim-1", ["a", "b"], {"prompt_tokens": 1, "completion_tokens": 2,
                                                 "total_tokens": 3})
