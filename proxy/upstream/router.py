@@ -13,6 +13,7 @@ Models with ``api_base: embedded`` are resolved to the in-process simulator's UR
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from typing import Any
@@ -24,7 +25,9 @@ from proxy.upstream.base import Completion, Upstream, Usage, usage_of
 from proxy.upstream.direct import DirectUpstream
 from proxy.upstream.litellm_upstream import LiteLLMUpstream
 
-__all__ = ["UpstreamRouter", "transport_of"]
+__all__ = ["READY_TTL_S", "UpstreamRouter", "transport_of"]
+
+READY_TTL_S = 2.0
 
 
 def transport_of(model: ModelConfig) -> str:
@@ -46,6 +49,8 @@ class UpstreamRouter:
         self.metrics = metrics
         self._embedded_url = embedded_url
         self._resolved: dict[ModelConfig, ModelConfig] = {}
+        self._ready: dict[str, tuple[float, bool]] = {}  # model -> (time.monotonic(), answer)
+        self._ready_checks: dict[str, asyncio.Future[bool]] = {}
 
     @property
     def litellm(self) -> Upstream:
@@ -56,6 +61,7 @@ class UpstreamRouter:
     def set_embedded_url(self, url: str | None) -> None:
         self._embedded_url = url
         self._resolved.clear()
+        self._ready.clear()
 
     def resolve(self, model: ModelConfig) -> ModelConfig:
         """``model`` with ``api_base: embedded`` replaced by the simulator's URL."""
@@ -116,6 +122,21 @@ class UpstreamRouter:
         return self._pick(model).cost(model, usage)
 
     async def ready(self, model: ModelConfig) -> bool:
+        """Whether ``model``'s upstream answers. An answer is reused for ``READY_TTL_S`` and
+        concurrent asks share one check: ``/ready`` needs no key, so each hit must not be an
+        upstream call made with the proxy's key."""
+        seen = self._ready.get(model.name)
+        if seen is not None and time.monotonic() - seen[0] < READY_TTL_S:
+            return seen[1]
+        check = self._ready_checks.get(model.name)
+        if check is None:
+            check = self._ready_checks[model.name] = asyncio.ensure_future(self._check(model))
+            check.add_done_callback(lambda _: self._ready_checks.pop(model.name, None))
+        ok = await asyncio.shield(check)
+        self._ready[model.name] = (time.monotonic(), ok)
+        return ok
+
+    async def _check(self, model: ModelConfig) -> bool:
         try:
             resolved = self.resolve(model)
         except UpstreamError:

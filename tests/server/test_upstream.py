@@ -271,3 +271,34 @@ async def test_unset_upstream_key_is_logged_and_its_401_is_a_502(start_proxy, re
         assert "IAPO_TEST_UPSTREAM_KEY" in info.value.message
     finally:
         await fake.runner.cleanup()
+
+
+async def test_ready_checks_are_shared_and_reused_briefly(monkeypatch) -> None:
+    """/ready needs no key: a burst of probes is one upstream call, not one each."""
+    from aiohttp import web
+
+    from proxy.upstream import router as router_module
+
+    calls = 0
+
+    async def models(request: web.Request) -> web.Response:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.05)
+        return web.json_response({"object": "list", "data": []})
+
+    app = web.Application()
+    app.router.add_get("/v1/models", models)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    router = UpstreamRouter()
+    m = ModelConfig("m", "openai/m", api_base=f"http://127.0.0.1:{runner.addresses[0][1]}/v1")
+    try:
+        assert all(await asyncio.gather(*(router.ready(m) for _ in range(20))))
+        assert await router.ready(m) and calls == 1  # shared, then reused
+        monkeypatch.setattr(router_module, "READY_TTL_S", 0.0)
+        assert await router.ready(m) and calls == 2  # stale: asked again
+    finally:
+        await router.close()
+        await runner.cleanup()
