@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from proxy.actions import Selection, StaticActions
-from proxy.config import Config, PromptConfig
+from proxy.config import Action, Config, PromptConfig
 from proxy.policy.load import PolicyError, parse_policy_bytes
 from proxy.policy.schema import Policy
 from proxy.policy.select import select_action
@@ -60,9 +60,19 @@ class PolicySet:
             return select_action(policy, task, weights)
         if self.policies:
             first = self.policies[0]
-            return Selection(action=first.fallback, policy_id=first.id,
+            return Selection(action=self._fitted(first.fallback, task), policy_id=first.id,
                              policy_version=first.version, rule="fallback")
         return StaticActions(self.config).select(task, weights)
+
+    def _fitted(self, action: Action, task: str) -> Action:
+        """``action`` with ``task``'s own aggregator (and scorer) where it names another: one
+        policy's fallback serves tasks aggregated both ways (a trained math policy's majority
+        fallback must not vote on chat)."""
+        cfg = next((t for t in self.config.tasks if t.name == task), None)
+        if cfg is None or cfg.aggregator == action.aggregator:
+            return action
+        scorer = cfg.scorer if cfg.aggregator == "best_of_n" else None
+        return replace(action, aggregator=cfg.aggregator, scorer=scorer)
 
     def prompt(self, prompt_id: str) -> PromptConfig | None:
         """A prompt by id: the config's library plus the policies' inline prompts."""

@@ -127,6 +127,16 @@ def test_policy_set_routes_by_task_and_rejects_conflicts(repo_config: Config) ->
     assert empty.select("math", {"accuracy": 1}) == StaticActions(repo_config).select("math", {})
 
 
+def test_the_fallback_of_an_uncovered_task_takes_that_tasks_aggregator(repo_config: Config) -> None:
+    doc = base_policy()  # covers math and general
+    doc["fallback"] = {"prompt": "plain", "n": 1, "aggregator": "majority"}  # as iapo train writes
+    pset = build_policy_set([parse_policy(doc, repo_config)], repo_config)
+    chat = pset.select("summarize", {"accuracy": 1})  # a Best-of-N task no context covers
+    assert chat.rule == "fallback" and chat.action == Action("plain", 1, "best_of_n", "judge")
+    vote = pset.select("multiple_choice", {"accuracy": 1})  # a majority task: as written
+    assert vote.action == Action("plain", 1, "majority", None)
+
+
 def test_policy_set_selection_is_remembered_but_bounded(repo_config: Config) -> None:
     policy = load_policy(REPO / "policies" / "default.yaml", repo_config)
     policies = build_policy_set([policy], repo_config)
