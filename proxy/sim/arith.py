@@ -2,16 +2,16 @@
 17 times 3 minus 4" becomes a math item made on the spot, answered by the same error model as
 the shipped word problems.
 
-The last user message, if at most 300 characters long, is searched for one expression of at least two numbers joined by
-``+ - * / x × ÷`` or the words *plus, minus, times, multiplied by, divided by, over*, with
-parentheses allowed. It counts only when the message asks for it: it is the whole message, or
-the message starts with *what is, what's, compute, calculate, evaluate, how much is* or *solve*,
-or the expression ends in ``=`` (so "the 1990-2000 decade" stays chat). It is evaluated exactly
-(:mod:`fractions`, no ``eval``); a division by zero, a result that is not a whole number or a
-terminating decimal of up to 4 places, more than 12 numbers, one of more than 15 digits or more
+The last user message, if at most 300 characters long, is searched for one expression of at least
+two numbers joined by ``+ - * / x × ÷`` or the words *plus, minus, times, multiplied by, divided
+by, over*, with parentheses allowed. It counts only when the message asks for it: it is the whole
+message, or the message starts with *what is, what's, compute, calculate, evaluate, how much is* or
+*solve*, or the expression ends in ``=`` (so "the 1990-2000 decade" stays chat). It is evaluated
+exactly (:mod:`fractions`, no ``eval``); a division by zero, a result that is not a whole number or
+a terminating decimal of up to 4 places, more than 12 numbers, one of more than 15 digits or more
 than 64 tokens is no item (the generic reply, as before). The item's difficulty grows with the
-number of operations and the size of the numbers, so bigger sums are got wrong more often, and
-the distractors are the simulator's usual near misses (±1, ±10, ...).
+number of operations and the size of the numbers, so bigger sums are got wrong more often, and the
+distractors are the simulator's usual near misses (±1, ±10, ...).
 """
 
 from __future__ import annotations
