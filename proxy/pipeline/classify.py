@@ -54,7 +54,9 @@ DIM = 1 << 15
 MAX_CHARS = 8000
 DATA_DIR = Path(__file__).resolve().parent / "data"
 _TOKEN = re.compile(r"[a-z0]+|[?$%=+*/-]")
-_OPTION = re.compile(r"(?:^|[\s(])([a-h])[).:](?=\s)", re.M)
+# an option marker "a)", "(b)", "c." or "d:" after a space, "(" or a line start (searched in " " +
+# text: a pattern that starts with a character class is scanned twice as fast as one with "^|")
+_OPTION = re.compile(r"[\s(]([a-h])[).:](?=\s)")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _ARITH = re.compile(r"\d\s*[-+*/×x÷^]\s*\d|[=%$]")
 _SENTENCE = re.compile(r"[.!?](?:\s|$)")
@@ -102,7 +104,7 @@ def _structure(low: str, words: int, numbers: int) -> list[str]:
     """The structural flags of lower-cased ``low`` (``words`` tokens, ``numbers`` numbers),
     repeated by weight."""
     feats: list[str] = []
-    if len(set(_OPTION.findall(low))) >= 3:
+    if len(set(_OPTION.findall(" " + low))) >= 3:
         feats += ["s:options"] * 4
     feats += ["s:num"] * min(numbers, 3)
     # without a digit (numbers == 0) only the [=%$] branch of _ARITH can match
@@ -297,7 +299,7 @@ def last_user_text(messages: Sequence[Mapping[str, Any]]) -> str:
                 return content
             if isinstance(content, list):
                 return "\n".join(str(p.get("text", "")) for p in content
-                                 if isinstance(p, Mapping) and p.get("type") == "text")
+                                 if isinstance(p, dict) and p.get("type") == "text")
             return ""
     return ""
 

@@ -71,7 +71,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 from proxy.config import FanoutConfig, ModelConfig
 from proxy.errors import UpstreamError, UpstreamTimeout
@@ -83,13 +83,14 @@ log = logging.getLogger(__name__)
 STRATEGIES = ("auto", "parallel", "n")
 _MAX_TOPUPS = 2
 _SEED_MASK = (1 << 63) - 1
+_PER_CALL = frozenset({"n", "stream", "stream_options"})  # set per call, never by the request
 _MAX_ERROR_CHARS = 400  # per distinct failure in a 502's message: enough for a key hint whole
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
+class Sample(NamedTuple):
     """One generated choice; ``index`` is its position in the fan-out (fixed when requested,
-    not arrival order); ``cost_usd`` is its share of its call's cost."""
+    not arrival order); ``cost_usd`` is its share of its call's cost. (A tuple: one is made
+    per sample, at a third of a frozen dataclass's cost.)"""
 
     index: int
     text: str
@@ -98,7 +99,7 @@ class Sample:
     choice: Mapping[str, Any]  # the upstream's choice as received (content parts: as text)
 
 
-@dataclass
+@dataclass(slots=True)
 class FanoutCounts:
     """What happened to the requested samples, and the total usage and cost of the calls.
     Once the run has ended, ``requested == completed + failed + cancelled + unsent``:
@@ -194,11 +195,16 @@ class FanoutRun:
     """One request's samples as an async iterator, in arrival order. Samples are sent in
     index order (0 .. n-1); a sample's index and seed do not depend on when it is sent."""
 
+    __slots__ = ("_body", "_buffer", "_error_kinds", "_fan", "_first", "_first_error", "_limit",
+                 "_model", "_pending", "_refill", "_strategy", "_timeout", "_topups", "counts",
+                 "next_index")
+
     def __init__(self, fan: FanOut, model: ModelConfig, body: Mapping[str, Any], n: int,
                  strategy: str, limit: asyncio.Semaphore, timeout_s: float, first: int,
                  refill: Refill | None) -> None:
         self._fan, self._model, self._strategy = fan, model, strategy
-        self._body = {k: v for k, v in body.items() if k not in ("n", "stream", "stream_options")}
+        self._body = body if _PER_CALL.isdisjoint(body) else {
+            k: v for k, v in body.items() if k not in _PER_CALL}  # read-only: _call copies
         self._limit, self._timeout = limit, timeout_s
         self._first, self._refill = first, refill
         self.counts = FanoutCounts(requested=n)
@@ -269,10 +275,10 @@ class FanoutRun:
         self.counts.completed += 1
         return self._buffer.pop(0)
 
-    async def single(self) -> Sample | None:
-        """The sample of a one-sample run entered with ``first=0``, drawn in the caller's task:
-        no task to spawn and wait for (N = 1 has nothing to overlap or stop early). ``None``
-        when it failed: then :meth:`check` raises."""
+    async def single(self) -> Sample:
+        """The sample of a one-sample run, drawn in the caller's task (N = 1 has nothing to
+        overlap or stop early), used instead of ``async with``: a top-up still pending when it
+        ends is cancelled, and it raises as :meth:`check` does."""
         self.next_index = 1
         self.counts.calls += 1
         try:
@@ -284,11 +290,22 @@ class FanoutRun:
             self._record(None, exc, 1, 0)
         else:
             self._record(done, None, 1, 0)
-        return await anext(self, None)  # the buffered sample, or a top-up's
+        if self._buffer:  # the usual case: no top-up to wait for, nothing to check
+            self.counts.completed += 1
+            return self._buffer.pop()
+        try:
+            sample = await anext(self, None)  # a top-up's sample, if any
+        finally:
+            await self.cancel()
+        self.check()
+        assert sample is not None  # check() raised otherwise
+        return sample
 
     async def cancel(self) -> None:
         """Cancel every pending call and wait for them to end; counts them (and any buffered
         samples) as cancelled, and samples not sent as unsent."""
+        if not self._pending and not self._buffer and self.next_index >= self.counts.requested:
+            return  # the run ended with everything delivered or failed
         tasks = list(self._pending)
         self.counts.cancelled += self.in_flight + len(self._buffer)
         self.counts.unsent += self.unsent
@@ -329,9 +346,12 @@ class FanoutRun:
         self._pending[task] = (k, first)
 
     async def _call(self, k: int, first: int) -> Completion:
-        body = offset_seed(self._body, first)
-        if k > 1:
-            body["n"] = k
+        body = self._body  # upstreams only read it
+        if first or k > 1:
+            sent = offset_seed(body, first)
+            if k > 1:
+                sent["n"] = k
+            body = sent
         # The sample's time runs from here: waiting for a slot counts, and the upstream, which
         # enforces ``timeout_s`` itself (the Upstream contract, capped by the model's own
         # ``timeout_s``), gets what is left of it.

@@ -64,21 +64,21 @@ def parse_choice(choice: object) -> tuple[str, Mapping[str, Any]] | None:
     with that text as its content. Malformed: a choice or message that is not an object, content
     neither a string nor a list of objects, ``tool_calls`` not a list of objects.
     """
-    if not isinstance(choice, Mapping):
+    if not isinstance(choice, dict):  # JSON objects decode to dicts (an ABC check costs 10x)
         return None
     message = choice.get("message")
     if message is None:
         return "", choice
-    if not isinstance(message, Mapping):
+    if not isinstance(message, dict):
         return None
     calls = message.get("tool_calls")
     if calls is not None and not (isinstance(calls, list)
-                                  and all(isinstance(c, Mapping) for c in calls)):
+                                  and all(isinstance(c, dict) for c in calls)):
         return None
     content = message.get("content")
     if content is None or isinstance(content, str):
         return content or "", choice
-    if not isinstance(content, list) or not all(isinstance(p, Mapping) for p in content):
+    if not isinstance(content, list) or not all(isinstance(p, dict) for p in content):
         return None
     text = "".join(p["text"] for p in content
                    if p.get("type") == "text" and isinstance(p.get("text"), str))
@@ -146,7 +146,7 @@ def config_cost(model: ModelConfig, usage: Usage) -> float | None:
 def usage_of(body: Mapping[str, Any] | None) -> Usage:
     """The ``usage`` of an OpenAI response or chunk (zeros where it is missing or odd)."""
     raw = body.get("usage") if body else None
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, dict):
         return Usage()
     p, c = raw.get("prompt_tokens"), raw.get("completion_tokens")
     return Usage(p if isinstance(p, int) else 0, c if isinstance(c, int) else 0)

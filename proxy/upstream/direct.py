@@ -112,8 +112,14 @@ class DirectUpstream:
         data = self._encode(model, request, stream=False)
         try:
             async with asyncio.timeout(timeout) as limit:
-                body = await self._with_retries(model, lambda: self._complete_once(model, data),
-                                                limit.when())
+                if model.max_retries:
+                    body = await self._with_retries(
+                        model, lambda: self._complete_once(model, data), limit.when())
+                else:
+                    try:
+                        body = await self._complete_once(model, data)
+                    except _Retryable as exc:  # no retry to make
+                        raise exc.error from None
         except TimeoutError:
             raise UpstreamTimeout(f"upstream '{model.name}' did not answer within "
                                   f"{timeout:g} s") from None
