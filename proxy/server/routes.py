@@ -18,6 +18,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
 from proxy import jsonio
+from proxy.deadline import deadline
 from proxy.config import ApiKeyConfig, ServerConfig
 from proxy.errors import (
     AuthenticationFailed,
@@ -85,7 +86,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     ctx: RequestContext | None = None
     try:
         # One timer bounds reading the body and, unless streaming, the whole answer.
-        async with asyncio.timeout(limit) as timer:
+        async with deadline(limit) as timer:
             req = _chat_request(await _read(request), config.server)
             find_model(app[MODELS], req.model)
             request[REQUEST_MODEL] = req.model  # a metrics label: only once it is a known model
@@ -93,7 +94,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                                  profile=key.profile if key else None,
                                  max_samples=key.max_samples if key else None)
             if req.stream:
-                timer.reschedule(None)  # a stream's first chunk gets its own limit below
+                timer.clear()  # a stream's first chunk gets its own limit below
             else:
                 result = await service.complete(req, ctx)
                 return _json(result.body, headers=result.headers)

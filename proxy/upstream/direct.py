@@ -5,7 +5,7 @@ a third of aiohttp's client CPU per call); streams and ``ready`` over one shared
 ``aiohttp.ClientSession``.
 
 Failures map to the proxy's errors: connection errors, malformed bodies and stream chunks that
-are not JSON objects → 502 :class:`UpstreamError`; our own ``asyncio.timeout`` → 504
+are not JSON objects → 502 :class:`UpstreamError`; our own deadline (:mod:`proxy.deadline`) → 504
 :class:`UpstreamTimeout`; upstream 429 → 429 :class:`UpstreamRateLimited` (``retry-after``
 kept); upstream 401/403 → 502 naming the model's key env var (:func:`credentials_rejected`: the
 proxy's key, not the client's); other upstream 4xx → the same status with the upstream's
@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 
 from proxy import jsonio
+from proxy.deadline import deadline
 from proxy.config import ModelConfig
 from proxy.errors import UpstreamError, UpstreamTimeout
 from proxy.upstream.base import (
@@ -111,10 +112,10 @@ class DirectUpstream:
         timeout = call_timeout(model, timeout_s)
         data = self._encode(model, request, stream=False)
         try:
-            async with asyncio.timeout(timeout) as limit:
+            async with deadline(timeout) as limit:
                 if model.max_retries:
                     body = await self._with_retries(
-                        model, lambda: self._complete_once(model, data), limit.when())
+                        model, lambda: self._complete_once(model, data), limit.when)
                 else:
                     try:
                         body = await self._complete_once(model, data)
