@@ -41,19 +41,24 @@ BODY = json.dumps({"model": "sim-1", "max_tokens": 16, "messages": [
     {"role": "user", "content": "Tell me about the history of suspension bridges."}]}).encode()
 
 
-@contextmanager
-def proxy_process(sim_url: str) -> Iterator[str]:
-    """``iapo serve`` on a free port with the default config's model pointed at ``sim_url``."""
+def bench_config(api_base: str) -> dict:
+    """The default config (as a YAML mapping) with its model on the direct transport to
+    ``api_base`` and its relative paths made absolute (so that a copy works anywhere)."""
     config = yaml.safe_load((REPO / "config.yaml").read_text())
-    config["models"] = [{**config["models"][0], "api_base": sim_url, "transport": "direct"}]
-    # the copy lives in a temp folder: keep its relative paths pointing into the repository
+    config["models"] = [{**config["models"][0], "api_base": api_base, "transport": "direct"}]
     config["policies"]["paths"] = [str(REPO / p) for p in config["policies"]["paths"]]
     for task in config["tasks"]:
         if "dataset" in task:
             task["dataset"] = str(REPO / task["dataset"])
+    return config
+
+
+@contextmanager
+def proxy_process(sim_url: str) -> Iterator[str]:
+    """``iapo serve`` on a free port with the default config's model pointed at ``sim_url``."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "config.yaml"
-        path.write_text(yaml.safe_dump(config))
+        path.write_text(yaml.safe_dump(bench_config(sim_url)))
         proc = subprocess.Popen([sys.executable, "-m", "proxy", "serve", "--config", str(path),
                                  "--port", "0", "--log-level", "info"], cwd=REPO,
                                 stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)

@@ -61,12 +61,14 @@ class DirectUpstream:
     """:class:`proxy.upstream.base.Upstream` over plain HTTP to ``{api_base}/chat/completions``.
 
     The session is created lazily inside the running loop; ``limit`` caps open connections.
+    ``pool`` replaces the HTTP/1.1 pool of non-streaming calls (anything with its ``post`` and
+    ``close``; ``benchmarks/request_cpu.py`` passes one that answers without a socket).
     """
 
-    def __init__(self, *, limit: int = 512) -> None:
+    def __init__(self, *, limit: int = 512, pool: Http1Pool | None = None) -> None:
         self._limit = limit
         self._session: aiohttp.ClientSession | None = None
-        self._http1: Http1Pool | None = None
+        self._http1: Http1Pool | None = pool
 
     def _pool(self) -> Http1Pool:
         if self._http1 is None:
