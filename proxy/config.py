@@ -52,6 +52,7 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 AGGREGATORS = ("majority", "best_of_n")
 EXTRACTORS = ("number", "letter", "regex")
 SCORER_KINDS = ("length", "regex", "json", "keywords", "judge", "http")
+JUDGE_MAX_TOKENS = 64  # a judge scorer's default max_tokens: "Score: 7" and a short reason
 TRANSPORTS = ("auto", "direct", "litellm")
 
 
@@ -490,6 +491,9 @@ def _objective_scorer(r: Reader, objectives: tuple[str, ...]) -> ObjectiveScorer
             r.problem("rubric", "must contain {response} (also available: {objective}, {prompt})")
         elif rubric:
             params["rubric"] = rubric
+        # the judge's reply is a score: bound what a verbose judge can cost (null: no bound)
+        params["max_tokens"] = (r.opt_int("max_tokens", lo=1) if r.has("max_tokens")
+                                else JUDGE_MAX_TOKENS)
     elif kind == "http":
         params["url"] = r.str("url", required=True)
         if params["url"] and not _is_url(params["url"]):

@@ -138,6 +138,8 @@ EXACT: list[tuple[str, Callable[[Doc], None], str]] = [
      "scorers.builtin[0].timeout_s: must be >= 0.001"),
     ("http timeout not a number", _scorer(objective="brevity", kind="http", url="http://x", timeout_s="a"),
      "scorers.builtin[0].timeout_s: must be a number"),
+    ("judge max_tokens 0", _scorer(objective="brevity", kind="judge", model="sim-1", max_tokens=0),
+     "scorers.builtin[0].max_tokens: must be >= 1"),
     ("rubric a list", _scorer(objective="brevity", kind="judge", model="sim-1", rubric=[1]),
      "scorers.builtin[0].rubric: must be a string"),
     ("rubric without the response", _scorer(objective="brevity", kind="judge", model="sim-1", rubric="Rate."),
@@ -203,8 +205,15 @@ def test_scorer_params_are_typed_and_task_action_defaults_to_the_task_aggregator
     config = parse_config(doc, base_dir=REPO)
     assert dict(config.scorers["builtin"][1].params) == {"keywords": ("because", "for example", "first")}
     assert dict(config.scorers["judge"][0].params) == {"model": "sim-1", "rubric": "Rate {response}",
-                                                       "timeout_s": 5.0}
+                                                       "timeout_s": 5.0, "max_tokens": 64}
     assert config.task("general").action.aggregator == "best_of_n"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("value, want", [(200, 200), (None, None)])
+def test_judge_max_tokens_is_set_or_null(value: int | None, want: int | None) -> None:
+    doc = _doc()
+    doc["scorers"]["judge"][0]["max_tokens"] = value
+    assert parse_config(doc, base_dir=REPO).scorers["judge"][0].params["max_tokens"] == want
 
 
 def test_cost_in_objectives_is_reported_once_without_listing_cost_twice() -> None:

@@ -8,8 +8,9 @@ Kinds (``ObjectiveScorer.kind``):
 - ``json`` — 1 when the response (or its fenced ```` ``` ```` block) is valid JSON, else 0;
 - ``keywords`` — the fraction of ``keywords`` present (case-insensitive);
 - ``judge`` — an LLM judge (``model``) asked with a rubric (``rubric`` with ``{objective}``,
-  ``{prompt}``, ``{response}``) for a 1-10 score; :func:`parse_judge_score` reads it and maps
-  ``k`` to ``(k - 1) / 9``. Junk, failure or timeout gives ``None``;
+  ``{prompt}``, ``{response}``) for a 1-10 score, at temperature 0 with ``max_tokens`` (64
+  unless set; null: none); :func:`parse_judge_score` reads it and maps ``k`` to
+  ``(k - 1) / 9``. Junk, failure or timeout (a reply cut before its score too) gives ``None``;
 - ``http`` — ``POST url {"prompt", "response"}``, reads ``score`` (clipped to [0, 1]).
 
 A ``None`` score counts as the neutral 0.5 and as a scorer error (``judge_errors`` for judges).
@@ -187,8 +188,10 @@ class Scorers:
         content = (rubric.replace("{objective}", part.objective).replace("{prompt}", prompt)
                    .replace("{response}", response))
         timeout = float(part.params.get("timeout_s", 30.0))
-        body = {"model": model.name, "messages": [{"role": "user", "content": content}],
-                "temperature": 0}
+        body: dict[str, Any] = {"model": model.name, "temperature": 0,
+                                "messages": [{"role": "user", "content": content}]}
+        if part.params.get("max_tokens") is not None:
+            body["max_tokens"] = part.params["max_tokens"]
         try:
             async with asyncio.timeout(timeout):
                 done = await self.upstream.complete(model, body, timeout_s=timeout)

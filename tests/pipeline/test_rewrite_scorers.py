@@ -114,6 +114,15 @@ async def test_junk_judge_is_neutral_and_counted(fake, config: Config) -> None:
     assert "Explain tides" in up.calls[0]["messages"][0]["content"]
 
 
+async def test_judge_call_is_bounded_by_max_tokens(fake, config: Config) -> None:
+    up = fake(lambda b: ["Score: 7"])
+    for params, want in (({"model": "sim-1", "max_tokens": 64}, 64), ({"model": "sim-1"}, None)):
+        cfg = _with_scorer(config, "j", ObjectiveScorer("helpfulness", "judge", params))
+        rep = await Scorers(cfg, up).score("j", "q", ["a"])
+        assert rep.scores == [{"helpfulness": pytest.approx(6 / 9)}]
+        assert up.calls[-1].get("max_tokens") == want and up.calls[-1]["temperature"] == 0
+
+
 async def test_failing_judge_counts_error_not_exception(fake, config: Config) -> None:
     cfg = _with_scorer(config, "j", ObjectiveScorer("helpfulness", "judge", {"model": "sim-1"}))
     rep = await Scorers(cfg, fake(lambda b: UpstreamError("judge down"))).score("j", "q", ["a"])
