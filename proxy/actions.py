@@ -28,8 +28,11 @@ class Selection:
 
 
 class ActionSource(Protocol):
-    def select(self, task: str, weights: Mapping[str, float]) -> Selection:
-        """The action for ``task`` given the caller's weights (objectives and ``cost``)."""
+    def select(self, task: str, weights: Mapping[str, float],
+               max_n: int | None = None) -> Selection:
+        """The action for ``task`` given the caller's weights (objectives and ``cost``); with
+        ``max_n`` (the caller's bound on samples per choice), preferably one within it (a
+        source that cannot choose within a bound may ignore it: the service clamps N)."""
         ...
 
 
@@ -43,6 +46,7 @@ class StaticActions:
                              n=1, aggregator=task.aggregator, scorer=task.scorer)
             self._actions[task.name] = task.action or default
 
-    def select(self, task: str, weights: Mapping[str, float]) -> Selection:
+    def select(self, task: str, weights: Mapping[str, float],
+               max_n: int | None = None) -> Selection:
         action = self._actions.get(task) or next(iter(self._actions.values()))
         return Selection(action=action, policy_id="config", policy_version="static", rule="fallback")

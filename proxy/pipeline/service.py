@@ -196,8 +196,9 @@ class PipelineService:
 
     def plan(self, req: ChatRequest, ctx: RequestContext) -> _Plan:
         """Decide task, weights and action for a request (no upstream calls). A key's
-        ``max_samples`` bounds the request's samples: N per choice at most ``max_samples // n``;
-        400 when ``n`` alone is over it."""
+        ``max_samples`` bounds the request's samples: N per choice at most ``max_samples // n``,
+        the policy's best action within that where it has one (else its own, clamped); 400
+        when ``n`` alone is over it."""
         if ctx.max_samples is not None and req.n > ctx.max_samples:
             raise InvalidRequest(f"n={req.n} is more than this API key's max_samples "
                                  f"({ctx.max_samples})", param="n")
@@ -208,7 +209,8 @@ class PipelineService:
         if callable(snapshot):
             snapshot = snapshot()
         source = snapshot if hasattr(snapshot, "select") else self.actions
-        selection = source.select(task.task, weights.weights)
+        cap = None if ctx.max_samples is None else ctx.max_samples // req.n
+        selection = source.select(task.task, weights.weights, cap)
         as_sent = _as_sent(req)
         if as_sent is not None:
             selection = Selection(_AS_SENT, selection.policy_id, selection.policy_version, as_sent)
@@ -218,8 +220,8 @@ class PipelineService:
             or self.config.prompts.get(action.prompt) or PromptConfig(id=action.prompt)
         task_cfg = self._tasks.get(task.task)
         n = max(1, min(action.n, self.config.fanout.n_max))
-        if ctx.max_samples is not None:
-            n = min(n, ctx.max_samples // req.n)
+        if cap is not None:  # the source chose within the cap where it could: clamp the rest
+            n = min(n, cap)
         scorer = action.scorer or (task_cfg.scorer if task_cfg else None)
         strategy = choose_strategy(self.strategy, model, action.aggregator, n, self.early_stop)
         return _Plan(task, weights, selection, model, prompt, n, action.aggregator, scorer, strategy)

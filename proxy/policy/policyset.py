@@ -38,26 +38,27 @@ class PolicySet:
     loaded_at: float = 0.0  # unix time
     by_task: Mapping[str, Policy] = field(default_factory=dict)
     prompts: Mapping[str, PromptConfig] = field(default_factory=dict)
-    _selections: dict[tuple[str, tuple[tuple[str, float], ...]], Selection] = field(
+    _selections: dict[tuple[str, tuple[tuple[str, float], ...], int | None], Selection] = field(
         default_factory=dict, init=False, repr=False, compare=False)
 
     def policy_for(self, task: str) -> Policy | None:
         return self.by_task.get(task)
 
-    def select(self, task: str, weights: Mapping[str, float]) -> Selection:
-        key = (task, tuple(sorted(weights.items())))
+    def select(self, task: str, weights: Mapping[str, float],
+               max_n: int | None = None) -> Selection:
+        key = (task, tuple(sorted(weights.items())), max_n)
         hit = self._selections.get(key)
         if hit is None:  # the set never changes: a (task, weights) pair always selects the same
-            hit = self._select(task, weights)
+            hit = self._select(task, weights, max_n)
             if len(self._selections) >= _SELECTION_CACHE:
                 self._selections.clear()  # callers sending ever new weights: start over
             self._selections[key] = hit
         return hit
 
-    def _select(self, task: str, weights: Mapping[str, float]) -> Selection:
+    def _select(self, task: str, weights: Mapping[str, float], max_n: int | None) -> Selection:
         policy = self.by_task.get(task)
         if policy is not None:
-            return select_action(policy, task, weights)
+            return select_action(policy, task, weights, max_n)
         if self.policies:
             first = self.policies[0]
             return Selection(action=self._fitted(first.fallback, task), policy_id=first.id,

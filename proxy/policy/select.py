@@ -18,6 +18,12 @@ Rules, in order, for a task and the caller's weights ``w`` (objectives plus ``co
    direction of ``w`` matters to an arg-max) and, unlike a Euclidean distance, does not let one
    large weight swamp the rest; the L1 normalisation makes reported vectors comparable. Ties go
    to the earlier context in the file.
+
+``max_n`` (an API key's ``max_samples`` per choice): an action with more samples is replaced by
+the context's best stored arm with at most ``max_n`` (by utility under the caller's weights for
+majority voting and a profile match, under the context's own for a nearest profile), and the
+rule says so (``profile:balanced (n<=4)``); with no such arm it stays, and the service clamps
+its N.
 """
 
 from __future__ import annotations
@@ -92,25 +98,44 @@ def _utility_of(context: Context, weights: Mapping[str, float]) -> float | None:
     return None if est is None else est.utility(weights)
 
 
-def select_action(policy: Policy, task: str, weights: Mapping[str, float]) -> Selection:
-    """The action ``policy`` gives ``task`` under ``weights`` and the rule that chose it."""
+def _best(arms: Sequence[ArmEstimate], weights: Mapping[str, float]) -> ArmEstimate | None:
+    """The arm of highest utility; ties: lower cost, then smaller N, then order."""
+    order = {id(a): i for i, a in enumerate(arms)}
+    return min(arms, key=lambda a: (-a.utility(weights), a.cost, a.n, order[id(a)]), default=None)
+
+
+def select_action(policy: Policy, task: str, weights: Mapping[str, float],
+                  max_n: int | None = None) -> Selection:
+    """The action ``policy`` gives ``task`` under ``weights`` and the rule that chose it; with
+    ``max_n``, one of at most that many samples where the policy has one (module docstring)."""
 
     def pick(action: Action, rule: str, utility: float | None) -> Selection:
         return Selection(action=action, policy_id=policy.id, policy_version=policy.version,
                          rule=rule, estimated_utility=utility)
+
+    def within(chosen: Selection, arms: Sequence[ArmEstimate],
+               by: Mapping[str, float]) -> Selection:
+        if max_n is None or chosen.action.n <= max_n:
+            return chosen
+        best = _best([a for a in arms if a.n <= max_n], by)
+        if best is None:
+            return chosen
+        return pick(best.action, f"{chosen.rule} (n<={max_n})", best.utility(weights))
 
     contexts = policy.contexts_for(task)
     if not contexts:
         return pick(policy.fallback, "fallback", None)
     for c in contexts:
         if same_direction(c.weights, weights):
-            return pick(c.action, f"profile:{c.profile}", _utility_of(c, weights))
+            chosen = pick(c.action, f"profile:{c.profile}", _utility_of(c, weights))
+            return within(chosen, c.estimates, weights)
     arms = pooled_arms(contexts)
     majority = (all(c.action.aggregator == "majority" for c in contexts)
                 and arms and all(a.aggregator == "majority" for a in arms))
     if majority:
-        order = {id(a): i for i, a in enumerate(arms)}
-        best = min(arms, key=lambda a: (-a.utility(weights), a.cost, a.n, order[id(a)]))
-        return pick(best.action, "max-utility", best.utility(weights))
+        best = _best(arms, weights)
+        assert best is not None  # arms is not empty
+        return within(pick(best.action, "max-utility", best.utility(weights)), arms, weights)
     near = nearest_context(contexts, weights)
-    return pick(near.action, f"nearest-profile:{near.profile}", _utility_of(near, weights))
+    chosen = pick(near.action, f"nearest-profile:{near.profile}", _utility_of(near, weights))
+    return within(chosen, near.estimates, near.weights)

@@ -131,8 +131,9 @@ class PolicyStore:
         """The set to serve a request with; take it once per request."""
         return self._current
 
-    def select(self, task: str, weights: Mapping[str, float]) -> Selection:
-        return self._current.select(task, weights)
+    def select(self, task: str, weights: Mapping[str, float],
+               max_n: int | None = None) -> Selection:
+        return self._current.select(task, weights, max_n)
 
     # -- loading -------------------------------------------------------------------------------
     def load_initial(self) -> PolicySet:

@@ -29,7 +29,8 @@ class Fixed:
     def __init__(self, prompt: str, n: int) -> None:
         self.action = Action(prompt=prompt, n=n, aggregator="majority")
 
-    def select(self, task: str, weights: Mapping[str, float]) -> Selection:
+    def select(self, task: str, weights: Mapping[str, float],
+               max_n: int | None = None) -> Selection:
         return Selection(self.action, "fixed", "1", "fixed")
 
 
@@ -207,3 +208,27 @@ async def test_an_api_keys_max_samples_bounds_the_samples_of_its_requests(
         with pytest.raises(openai.BadRequestError) as err:
             await c.chat.completions.create(model="sim-1", messages=messages, n=5)
     assert err.value.param == "n" and "max_samples (4)" in err.value.message
+
+
+async def test_a_capped_key_gets_the_policys_best_action_within_its_bound(
+        start_proxy, sim_config, classifier, monkeypatch) -> None:
+    """Not the policy's action cut to the bound: its best stored arm that fits (here the
+    shipped policy's balanced math context, whose action draws more than 10 samples)."""
+    from proxy.policy.load import load_policy
+
+    monkeypatch.setenv("TEST_KEY_CAPPED", "sk-capped")
+    config = replace(sim_config(ttft_s=0, tpot_s=0), auth=AuthConfig(
+        require_api_key=True, keys=(ApiKeyConfig("TEST_KEY_CAPPED", max_samples=10),)))
+    policy = load_policy(ROOT / "policies" / "default.yaml", config)
+    context = next(c for c in policy.contexts_for("math") if c.profile == config.default_profile)
+    fits = [e for e in context.estimates if e.n <= 10]
+    assert context.action.n > 10 and fits  # what this test is about
+    best = max(fits, key=lambda e: e.utility(context.weights))
+    url = await start_proxy(config, service_factory=_factory(classifier))
+    async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="sk-capped", max_retries=0) as c:
+        raw = await c.chat.completions.with_raw_response.create(
+            model="sim-1", messages=[{"role": "user", "content": _math(1)[0]["input"]}])
+    iapo = raw.parse().model_extra["iapo"]
+    assert raw.headers["x-iapo-action"] == f"{best.prompt};n={best.n};majority"
+    assert iapo["policy"]["rule"] == f"profile:{context.profile} (n<=10)"
+    assert iapo["samples"]["requested"] == best.n

@@ -151,7 +151,7 @@ async def test_samples_received_in_one_call_are_never_counted_as_saved(fake, con
     from proxy.serving import RequestContext
 
     class NAction:
-        def select(self, task, weights):
+        def select(self, task, weights, max_n=None):
             return Selection(Action("cot", 5, "majority"), "t", "1", "fixed")
 
     up = fake(lambda b: ["The answer is 3."] * b.get("n", 1))

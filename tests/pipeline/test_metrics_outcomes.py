@@ -30,7 +30,8 @@ class Fixed:
     def __init__(self, n: int, aggregator: str) -> None:
         self.action = Action(prompt="plain", n=n, aggregator=aggregator)
 
-    def select(self, task: str, weights: Mapping[str, float]) -> Selection:
+    def select(self, task: str, weights: Mapping[str, float],
+               max_n: int | None = None) -> Selection:
         return Selection(self.action, "test-policy", "v1", "fixed")
 
 

@@ -35,7 +35,8 @@ class Fixed:
                  scorer: str | None = None) -> None:
         self.action = Action(prompt=prompt, n=n, aggregator=aggregator, scorer=scorer)
 
-    def select(self, task: str, weights: Mapping[str, float]) -> Selection:
+    def select(self, task: str, weights: Mapping[str, float],
+               max_n: int | None = None) -> Selection:
         return Selection(self.action, "test-policy", "v1", "fixed")
 
 

@@ -29,7 +29,8 @@ class Fixed:
     def __init__(self, n: int) -> None:
         self.action = Action(prompt="cot", n=n, aggregator="majority")
 
-    def select(self, task: str, weights: Mapping[str, float]) -> Selection:
+    def select(self, task: str, weights: Mapping[str, float],
+               max_n: int | None = None) -> Selection:
         return Selection(self.action, "test-policy", "v1", "fixed")
 
 

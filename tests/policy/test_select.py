@@ -93,6 +93,43 @@ def test_best_of_n_uses_nearest_profile_by_cosine(repo_config: Config) -> None:
     assert select_action(policy, "general", {"accuracy": 1.0, "helpfulness": 0.9}).rule == "nearest-profile:quality"
 
 
+def test_a_sample_bound_gets_the_best_stored_arm_within_it(repo_config: Config) -> None:
+    policy = load_policy(REPO / "policies" / "default.yaml", repo_config)
+    rng = np.random.default_rng(3)
+    for _ in range(50):  # max-utility: the arg-max over the arms that fit
+        weights = dict(zip(OBJ, map(float, rng.dirichlet(np.ones(4)))))
+        free = select_action(policy, "math", weights)
+        for cap in sorted({1, 4, 10, free.action.n - 1, free.action.n}):
+            sel = select_action(policy, "math", weights, max_n=cap)
+            fits = [e for c in policy.contexts_for("math") for e in c.estimates if e.n <= cap]
+            if free.action.n <= cap or not fits:  # nothing to change, or no arm to change to
+                assert sel == free
+                continue
+            assert sel.action.n <= cap and sel.rule == f"max-utility (n<={cap})"
+            assert sel.estimated_utility == pytest.approx(max(e.utility(weights) for e in fits))
+    for c in policy.contexts:  # a profile match: that context's best arm within the bound
+        cap = c.action.n - 1
+        fits = [e for e in c.estimates if e.n <= cap]
+        if not fits:
+            continue
+        sel = select_action(policy, c.task, dict(c.weights), max_n=cap)
+        by = c.weights if c.action.aggregator == "best_of_n" else dict(c.weights)
+        best = max(fits, key=lambda e: e.utility(by))
+        assert (sel.action, sel.rule) == (best.action, f"profile:{c.profile} (n<={cap})")
+        assert select_action(policy, c.task, dict(c.weights), max_n=c.action.n).action == c.action
+
+
+def test_a_bound_no_stored_arm_fits_keeps_the_action_for_the_service_to_clamp() -> None:
+    arm = ArmEstimate(prompt="cot", n=8, aggregator="majority", scorer=None,
+                      means=M({"accuracy": 0.9}), cost=1.0, observations=10)
+    policy = Policy(id="x", version="1", provenance=Provenance(algorithm="test"), prompts=("cot",),
+                    contexts=(Context(task="math", profile="p", weights=M({"accuracy": 1.0}),
+                                      action=arm.action, estimates=(arm,)),),
+                    fallback=Action("plain"))
+    sel = select_action(policy, "math", {"accuracy": 1.0}, max_n=2)
+    assert (sel.action.n, sel.rule) == (8, "profile:p")
+
+
 def test_cosine_distance_is_scale_free_and_counts_missing_as_zero() -> None:
     assert cosine_distance({"a": 1, "b": 1}, {"a": 5, "b": 5}) == pytest.approx(0.0)
     assert cosine_distance({"a": 1}, {"b": 1}) == pytest.approx(1.0)

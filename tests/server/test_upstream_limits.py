@@ -65,7 +65,8 @@ class Fixed:
     def __init__(self, action: Action) -> None:
         self.action = action
 
-    def select(self, task: str, weights: Mapping[str, float]) -> Selection:
+    def select(self, task: str, weights: Mapping[str, float],
+               max_n: int | None = None) -> Selection:
         return Selection(self.action, "fixed", "1", "fixed")
 
 
