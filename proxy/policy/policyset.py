@@ -69,7 +69,7 @@ class PolicySet:
         """``action`` with ``task``'s own aggregator (and scorer) where it names another: one
         policy's fallback serves tasks aggregated both ways (a trained math policy's majority
         fallback must not vote on chat)."""
-        cfg = next((t for t in self.config.tasks if t.name == task), None)
+        cfg = self.config.task(task)
         if cfg is None or cfg.aggregator == action.aggregator:
             return action
         scorer = cfg.scorer if cfg.aggregator == "best_of_n" else None

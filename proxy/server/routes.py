@@ -18,8 +18,8 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
 from proxy import jsonio
-from proxy.deadline import deadline
 from proxy.config import ApiKeyConfig, ServerConfig
+from proxy.deadline import deadline
 from proxy.errors import (
     AuthenticationFailed,
     InternalError,

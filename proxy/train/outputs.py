@@ -17,6 +17,7 @@ from proxy.train.errors import OutputError
 
 __all__ = ["Writer", "check_writable", "write_atomic"]
 
+
 def check_writable(path: Path, flag: str) -> None:
     """Raise :class:`OutputError` (naming ``flag`` and ``path``) unless ``path`` can be replaced
     by a file written next to it: it is not a folder or a device, its folder exists and a file

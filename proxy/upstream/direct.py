@@ -25,8 +25,8 @@ from typing import Any
 import aiohttp
 
 from proxy import jsonio
-from proxy.deadline import deadline
 from proxy.config import ModelConfig
+from proxy.deadline import deadline
 from proxy.errors import UpstreamError, UpstreamTimeout
 from proxy.upstream.base import (
     Completion,
