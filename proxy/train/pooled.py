@@ -131,18 +131,17 @@ class PooledStats(ArmStats):
         """The queries on which some of ``prompts`` has no answer yet (ascending)."""
         return np.nonzero((self.counts[prompts].sum(axis=2) == 0).any(axis=0))[0]
 
-    def revisits(self, prompts: np.ndarray, n: int, m: int, first: np.ndarray) -> np.ndarray:
-        """``m`` queries (repeats allowed) to pull each of ``prompts`` on with ``n`` answers,
-        after one pull on each of ``first`` (the queries some of them have not answered), by
-        the greedy variance rule of the module docstring."""
+    def revisits(self, prompts: np.ndarray, n: int, m: int) -> np.ndarray:
+        """``m`` queries (repeats allowed) to pull each of ``prompts`` on with ``n`` answers, by
+        the greedy variance rule of the module docstring; every one of ``prompts`` has answers
+        on every query (:meth:`unseen` is empty)."""
         credit, _ = self._per_query()
         mean = self.mean()[:, prompts]  # (C, live, K)
         v = np.zeros((len(prompts), credit.shape[1]))
         for best_k in mean.argmax(axis=2):  # per context, each prompt's best scale
             c = credit[prompts[:, None], np.arange(credit.shape[1])[None], best_k[:, None]]
             v = np.maximum(v, c * (1.0 - c))
-        answers = self.counts[prompts].sum(axis=2).astype(float)  # (live, Q)
-        answers[:, first] += n  # now every entry is >= 1
+        answers = self.counts[prompts].sum(axis=2).astype(float)  # (live, Q), all >= 1
 
         def gain(q: int) -> float:
             a = answers[:, q]

@@ -18,14 +18,21 @@ one pull of every prompt in each of ``ceil(log2(|P| K))`` rounds are dropped at 
 
 Pooled (``reuse="pooled"``, the default ``"auto"`` on a majority-vote table with a finite train
 set; :mod:`proxy.train.pooled`): every scale of a prompt is estimated from the answers pooled
-per query, so a pull costs ``pull_n`` samples whatever the scale, and the arms of a prompt stand
-or fall together. The same rounds then trim prompts: each context keeps its ``ceil(n_c / f)``
-prompts whose best arm is best (revival, ties and the budget split as above; ``cap`` is moot),
-and serves its last prompt at the scale of that prompt's best arm. A budget that is spread over
-many queries at a small ``pull_n`` instead of few queries at the largest scale removes most of
-the query-to-query noise that decides between close prompts. Once the live prompts have
-answers on every train query, the rest of a round goes where their credit is least certain
-(``revisit``, :meth:`PooledStats.revisits`) instead of round the cycle again.
+per query, so a pull costs at most ``pull_n`` samples whatever the scale, and the arms of a
+prompt stand or fall together. The same rounds then trim prompts: each context keeps its
+``ceil(n_c / f)`` prompts whose best arm is best (revival, ties and the budget split as above;
+``cap`` is moot), and serves its last prompt at the scale of that prompt's best arm. A budget
+that is spread over many queries at a small ``pull_n`` instead of few queries at the largest
+scale removes most of the query-to-query noise that decides between close prompts.
+
+A pull on a new query first draws ``settle`` answers, and the other ``pull_n - settle`` only
+where they disagree (``settle >= pull_n``: every pull draws ``pull_n``). Where the first answers
+agree, the plug-in credit is already 0 or 1 at every scale and rarely moves, so the answers go
+to new queries and to split pairs instead. The price is an upward bias on easy pairs (a pair
+right with probability 0.9 reads as 1 two times in three), which prompts share where they are
+all easy. Once the live prompts have answers on every train query, the rest of a round goes
+where their credit is least certain (``revisit``, :meth:`PooledStats.revisits`) instead of round
+the cycle again.
 """
 
 from __future__ import annotations
@@ -95,8 +102,8 @@ class PSST(Learner):
     ``cap="budget"``: drop scales the budget cannot schedule (see the module docstring).
     ``psst(reuse="blocks", queries="iid", revive=False, cap="none")`` is the reference's rule
     set with honest budget accounting. ``reuse="auto"`` pools answers (``"pooled"``, with
-    ``pull_n`` answers per pull and ``revisit``) where the environment offers it, else uses
-    ``"subsets"``.
+    ``pull_n`` answers per pull, ``settle`` and ``revisit``) where the environment offers it,
+    else uses ``"subsets"``.
     """
 
     name = "psst"
@@ -104,19 +111,21 @@ class PSST(Learner):
 
     def __init__(
         self, *, revive: bool = True, cap: str = "budget", reuse: Reuse = "auto",
-        pull_n: int = 8, revisit: bool = True, queries: QueryMode = "cycle",
+        pull_n: int = 8, settle: int = 4, revisit: bool = True, queries: QueryMode = "cycle",
         seed: int | None = None,
     ) -> None:
         super().__init__(reuse=reuse, queries=queries, seed=seed)
         self.revive = revive
         self.cap = cap
         self.pull_n = pull_n
+        self.settle = settle
         self.revisit = revisit
 
     def validate(self, env: Env | None = None) -> None:
         super().validate(env)
         self._validate_trimming()
         self._require(is_int(self.pull_n) and self.pull_n >= 1, "pull_n", "an integer >= 1")
+        self._require(is_int(self.settle) and self.settle >= 1, "settle", "an integer >= 1")
         self._require(_is_flag(self.revisit), "revisit", "true or false (or 1 or 0)")
         if env is not None and self.reuse == "pooled":
             self._require(_poolable(env), "reuse",
@@ -153,8 +162,7 @@ class PSST(Learner):
             if needed == 0 or affordable == 0:
                 return alive
             rounds_left = min(needed, affordable)
-            m = (stop - self.samples_) // rounds_left // (live.size * n)
-            self._pull_pooled(live, n, m)
+            self._pull_pooled(live, n, (stop - self.samples_) // rounds_left)
             keep = _keep(n_alive, rounds_left)
             candidates = alive.copy()
             if self.revive:
@@ -162,19 +170,37 @@ class PSST(Learner):
             best = self.stats_.mean().max(axis=2, keepdims=True)  # (C, P, 1): each best arm
             alive = trim(best, self.stats_.count[:, :1], candidates[:, :, None], keep)[:, :, 0]
 
-    def _pull_pooled(self, live: np.ndarray, n: int, m: int) -> None:
-        """``m`` pulls of each live prompt on common queries: new queries while there are any
-        (the usual cycle), then the queries still unseen by some live prompt and, for the rest,
-        revisits where the credit is least certain (:meth:`PooledStats.revisits`; with
-        ``revisit=False`` the cycle throughout)."""
+    def _pull_pooled(self, live: np.ndarray, n: int, budget: int) -> None:
+        """Spend at most ``budget`` samples on the live prompts, all on common queries: batches
+        of the queries some of them have not answered (:meth:`_pull_settling`, each batch
+        affordable were every pull extended), then revisits where the credit is least certain
+        (:meth:`PooledStats.revisits`; with ``revisit=False`` the cycle), ``n`` answers a pull."""
         stats: PooledStats = self.stats_  # type: ignore[assignment]  # the pooled rounds' own
+        stop = self.samples_ + budget
+        per_query = live.size * n
         unseen = stats.unseen(live)
-        if not self.revisit or unseen.size >= m:
+        while unseen.size and stop - self.samples_ >= per_query:
+            batch = self._rng.permutation(unseen)[: (stop - self.samples_) // per_query]
+            self._pull_settling(stats, live, n, batch)
+            unseen = stats.unseen(live)
+        m = (stop - self.samples_) // per_query
+        if m == 0:
+            return
+        if not self.revisit:
             self._pull_crn(live, np.full(live.size, n), m)
             return
-        revisits = stats.revisits(live, n, m - unseen.size, unseen)
-        queries = np.concatenate([self._rng.permutation(unseen), revisits])
-        self._pull(np.repeat(live, m), n, np.tile(queries, live.size))
+        self._pull(np.repeat(live, m), n, np.tile(stats.revisits(live, n, m), live.size))
+
+    def _pull_settling(self, stats: PooledStats, live: np.ndarray, n: int, queries: np.ndarray) -> None:
+        """Pull every live prompt on every query with ``settle`` answers, then with ``n -
+        settle`` more where the answers pooled on that (prompt, query) disagree."""
+        first = min(int(self.settle), n)
+        prompts, queries = np.repeat(live, queries.size), np.tile(queries, live.size)
+        self._pull(prompts, first, queries)
+        if first < n:
+            counts = stats.counts[prompts, queries]
+            split = counts.max(axis=1) < counts.sum(axis=1)
+            self._pull(prompts[split], n - first, queries[split])
 
     def _choose(self, alive: np.ndarray | None) -> np.ndarray:
         actions = super()._choose(alive)

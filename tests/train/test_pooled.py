@@ -58,6 +58,8 @@ def test_psst_pools_on_a_table_and_falls_back_elsewhere(small_env: ReplayMajorit
         make_learner("psst-k:reuse=pooled")
     with pytest.raises(ParamError, match=r"psst: pull_n must be an integer >= 1, got 0"):
         make_learner("psst:pull_n=0")
+    with pytest.raises(ParamError, match=r"psst: settle must be an integer >= 1, got 0"):
+        make_learner("psst:settle=0")
     with pytest.raises(ParamError, match=r"psst: revisit must be true or false \(or 1 or 0\), got 2"):
         make_learner("psst:revisit=2")
 
@@ -77,17 +79,14 @@ def test_revisits_go_where_the_credit_is_uncertain(small_env: ReplayMajorityEnv)
     stats.add_counts(np.array([2]), np.array([3]), counts[[3]])  # prompt 2: query 3 only
     assert stats.unseen(np.array([0, 1])).tolist() == []
     assert stats.unseen(np.array([1, 2])).tolist() == [q for q in range(n_q) if q != 3]
-    none = np.array([], dtype=np.int64)
-    assert stats.revisits(np.array([0, 1]), 8, 3, none).tolist() == [split] * 3
-    # queries to be pulled first count as answered: no division by their zero answers
-    first = stats.unseen(np.array([0, 1, 2]))
-    assert stats.revisits(np.array([0, 1, 2]), 8, 2, first).tolist() == [split] * 2
+    assert stats.revisits(np.array([0, 1]), 8, 3).tolist() == [split] * 3
 
 
 @pytest.mark.parametrize("revisit", [False, True])
 def test_psst_revisits_once_the_finalists_have_seen_every_query(
         small_env: ReplayMajorityEnv, revisit: bool) -> None:
-    learner = make_learner(f"psst:revisit={int(revisit)}", seed=1).fit(small_env, 5000)
+    # settle=8: every first pull has 8 answers, so only the revisits make the counts uneven
+    learner = make_learner(f"psst:revisit={int(revisit)},settle=8", seed=1).fit(small_env, 5000)
     served = learner.actions_[0, 0]
     per_query = learner.stats_.counts[served].sum(axis=1)  # answers of the served prompt
     if not revisit:  # the cycle: every query within one pull (8 answers) of every other
@@ -122,3 +121,25 @@ def test_pooling_beats_per_pull_subsets_on_math(math_env: ReplayMajorityEnv) -> 
         return float(np.mean([tables.value(make_learner(spec, seed=s).fit(math_env, 20_000).actions_,
                                            "train").mean() for s in range(8)]))
     assert train("psst") > train("psst:reuse=subsets") + 0.001
+
+
+def test_a_pull_whose_first_answers_agree_stops_there(make_arrays) -> None:  # type: ignore[no-untyped-def]
+    a = make_arrays(n_prompts=4, n_train=40)
+    settled, split = np.arange(20), np.arange(20, 40)
+    a["train_probs"][:, settled] = 0.0
+    a["train_probs"][:, settled, a["train_answers"][settled]] = 1.0  # one answer, always right
+    a["train_probs"][:, split] = 0.25  # four answers, equally likely
+    env = ReplayMajorityEnv(**a, n_max=6)
+    fits = {s: make_learner(f"psst:settle={s},revisit=0", seed=2).fit(env, 600) for s in (4, 8)}
+    answers = {s: f.stats_.counts.sum(axis=2) for s, f in fits.items()}  # (P, Q)
+    for s, f in fits.items():
+        assert f.samples_ == answers[s].sum() <= 600  # every answer drawn is pooled and paid for
+    four = answers[4]
+    assert set(four[:, settled].ravel()) <= {0, 4}  # agreed after 4 answers: not extended
+    counts = fits[4].stats_.counts
+    stopped = four == 4
+    assert (counts[stopped].max(axis=1) == 4).all()  # only unanimous pulls stop at 4
+    assert (four[:, split] == 8).sum() > (four[:, split] == 4).sum()  # split pairs get all 8
+    assert set(answers[8].ravel()) <= {0, 8}  # settle >= pull_n: every pull draws 8
+    # the answers saved go to queries not yet seen
+    assert (four > 0).any(axis=0).sum() > (answers[8] > 0).any(axis=0).sum()
