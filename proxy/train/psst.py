@@ -191,7 +191,9 @@ class PSST(Learner):
             return
         self._pull(np.repeat(live, m), n, np.tile(stats.revisits(live, n, m), live.size))
 
-    def _pull_settling(self, stats: PooledStats, live: np.ndarray, n: int, queries: np.ndarray) -> None:
+    def _pull_settling(
+        self, stats: PooledStats, live: np.ndarray, n: int, queries: np.ndarray
+    ) -> None:
         """Pull every live prompt on every query with ``settle`` answers, then with ``n -
         settle`` more where the answers pooled on that (prompt, query) disagree."""
         first = min(int(self.settle), n)
