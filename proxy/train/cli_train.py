@@ -292,10 +292,10 @@ def _train(args: argparse.Namespace, plan: _Plan) -> int:
 
 def _used_params(learner: Learner, given: dict[str, Any]) -> dict[str, Any]:
     """The learner's parameters as the fit used them: ``reuse`` resolved (``auto`` is
-    ``subsets`` live) and no ``pull_n``, ``settle`` or ``revisit`` unless it pooled."""
+    ``subsets`` live) and none of the pooled rounds' own parameters unless it pooled."""
     out = {**learner.get_params(), **given, "reuse": learner.reuse_}
     if learner.reuse_ != "pooled":
-        for name in ("pull_n", "settle", "revisit"):
+        for name in ("pull_n", "settle", "consensus", "revisit"):
             out.pop(name, None)
     return out
 

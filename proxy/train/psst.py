@@ -25,14 +25,16 @@ prompt stand or fall together. The same rounds then trim prompts: each context k
 that is spread over many queries at a small ``pull_n`` instead of few queries at the largest
 scale removes most of the query-to-query noise that decides between close prompts.
 
-A pull on a new query first draws ``settle`` answers, and the other ``pull_n - settle`` only
-where they disagree (``settle >= pull_n``: every pull draws ``pull_n``). Where the first answers
-agree, the plug-in credit is already 0 or 1 at every scale and rarely moves, so the answers go
-to new queries and to split pairs instead. The price is an upward bias on easy pairs (a pair
-right with probability 0.9 reads as 1 two times in three), which prompts share where they are
-all easy. Once the live prompts have answers on every train query, the rest of a round goes
-where their credit is least certain (``revisit``, :meth:`PooledStats.revisits`) instead of round
-the cycle again.
+A pull on a new query first draws ``settle`` answers, and the other ``pull_n - settle`` unless
+they agree and the query's answers over all the live prompts (pulled on it together) agree
+with them at least ``consensus`` of the time (``settle >= pull_n``: every pull draws
+``pull_n``). There the plug-in credit is already 0 or 1 at every scale and rarely moves, so the
+answers go to new queries and to split pairs instead. The price is an upward bias on easy
+pairs (a pair right with probability 0.9 reads as 1 two times in three), which prompts share
+where the query is easy for all of them; the consensus keeps a prompt's lucky streak on a
+query the others split on from counting as settled. Once the live prompts have answers on every
+train query, the rest of a round goes where their credit is least certain (``revisit``,
+:meth:`PooledStats.revisits`) instead of round the cycle again.
 """
 
 from __future__ import annotations
@@ -102,8 +104,8 @@ class PSST(Learner):
     ``cap="budget"``: drop scales the budget cannot schedule (see the module docstring).
     ``psst(reuse="blocks", queries="iid", revive=False, cap="none")`` is the reference's rule
     set with honest budget accounting. ``reuse="auto"`` pools answers (``"pooled"``, with
-    ``pull_n`` answers per pull, ``settle`` and ``revisit``) where the environment offers it,
-    else uses ``"subsets"``.
+    ``pull_n`` answers per pull, ``settle``, ``consensus`` and ``revisit``) where the environment
+    offers it, else uses ``"subsets"``.
     """
 
     name = "psst"
@@ -111,14 +113,15 @@ class PSST(Learner):
 
     def __init__(
         self, *, revive: bool = True, cap: str = "budget", reuse: Reuse = "auto",
-        pull_n: int = 8, settle: int = 4, revisit: bool = True, queries: QueryMode = "cycle",
-        seed: int | None = None,
+        pull_n: int = 8, settle: int = 4, consensus: float = 0.9, revisit: bool = True,
+        queries: QueryMode = "cycle", seed: int | None = None,
     ) -> None:
         super().__init__(reuse=reuse, queries=queries, seed=seed)
         self.revive = revive
         self.cap = cap
         self.pull_n = pull_n
         self.settle = settle
+        self.consensus = consensus
         self.revisit = revisit
 
     def validate(self, env: Env | None = None) -> None:
@@ -126,6 +129,8 @@ class PSST(Learner):
         self._validate_trimming()
         self._require(is_int(self.pull_n) and self.pull_n >= 1, "pull_n", "an integer >= 1")
         self._require(is_int(self.settle) and self.settle >= 1, "settle", "an integer >= 1")
+        self._require(is_number(self.consensus) and 0 <= self.consensus <= 1, "consensus",
+                      "a fraction in [0, 1]")
         self._require(_is_flag(self.revisit), "revisit", "true or false (or 1 or 0)")
         if env is not None and self.reuse == "pooled":
             self._require(_poolable(env), "reuse",
@@ -195,14 +200,18 @@ class PSST(Learner):
         self, stats: PooledStats, live: np.ndarray, n: int, queries: np.ndarray
     ) -> None:
         """Pull every live prompt on every query with ``settle`` answers, then with ``n -
-        settle`` more where the answers pooled on that (prompt, query) disagree."""
+        settle`` more every (prompt, query) but those whose answers agree and are at least
+        ``consensus`` of the query's answers over all the live prompts."""
         first = min(int(self.settle), n)
-        prompts, queries = np.repeat(live, queries.size), np.tile(queries, live.size)
-        self._pull(prompts, first, queries)
-        if first < n:
-            counts = stats.counts[prompts, queries]
-            split = counts.max(axis=1) < counts.sum(axis=1)
-            self._pull(prompts[split], n - first, queries[split])
+        prompts, at = np.repeat(live, queries.size), np.tile(np.arange(queries.size), live.size)
+        self._pull(prompts, first, queries[at])
+        if first == n:
+            return
+        counts = stats.counts[prompts, queries[at]]  # (pairs, categories)
+        on_query = stats.counts[live[:, None], queries[None, :]].sum(axis=0)  # (queries, categories)
+        share = on_query[at, counts.argmax(axis=1)] / on_query[at].sum(axis=1)
+        settled = (counts.max(axis=1) == counts.sum(axis=1)) & (share >= self.consensus)
+        self._pull(prompts[~settled], n - first, queries[at][~settled])
 
     def _choose(self, alive: np.ndarray | None) -> np.ndarray:
         actions = super()._choose(alive)

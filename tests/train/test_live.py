@@ -115,7 +115,7 @@ async def test_train_writes_valid_policy_and_reruns_from_cache(tmp_path: Path, s
     assert policy.provenance.budget.cost_usd > 0 and policy.provenance.budget.tokens > 0
     # the parameters as used: live answers cannot be pooled, so reuse=auto ran as subsets
     params = policy.provenance.params
-    assert params["reuse"] == "subsets" and not {"pull_n", "settle", "revisit"} & params.keys()
+    assert params["reuse"] == "subsets" and not {"pull_n", "settle", "consensus", "revisit"} & params.keys()
     for ctx in policy.contexts:
         est = ctx.estimate(ctx.action)
         assert est is not None and "utility" in est.ci and 0 <= est.means["accuracy"] <= 1

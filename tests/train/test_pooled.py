@@ -60,6 +60,8 @@ def test_psst_pools_on_a_table_and_falls_back_elsewhere(small_env: ReplayMajorit
         make_learner("psst:pull_n=0")
     with pytest.raises(ParamError, match=r"psst: settle must be an integer >= 1, got 0"):
         make_learner("psst:settle=0")
+    with pytest.raises(ParamError, match=r"psst: consensus must be a fraction in \[0, 1\], got 1.5"):
+        make_learner("psst:consensus=1.5")
     with pytest.raises(ParamError, match=r"psst: revisit must be true or false \(or 1 or 0\), got 2"):
         make_learner("psst:revisit=2")
 
@@ -123,23 +125,26 @@ def test_pooling_beats_per_pull_subsets_on_math(math_env: ReplayMajorityEnv) -> 
     assert train("psst") > train("psst:reuse=subsets") + 0.001
 
 
-def test_a_pull_whose_first_answers_agree_stops_there(make_arrays) -> None:  # type: ignore[no-untyped-def]
+def test_a_pull_whose_first_answers_agree_with_the_query_stops_there(make_arrays) -> None:  # type: ignore[no-untyped-def]
     a = make_arrays(n_prompts=4, n_train=40)
-    settled, split = np.arange(20), np.arange(20, 40)
-    a["train_probs"][:, settled] = 0.0
-    a["train_probs"][:, settled, a["train_answers"][settled]] = 1.0  # one answer, always right
-    a["train_probs"][:, split] = 0.25  # four answers, equally likely
+    easy, split = np.arange(20), np.arange(20, 40)
+    right = np.zeros_like(a["train_probs"])
+    right[:, np.arange(40), a["train_answers"]] = 1.0  # one answer, always right
+    a["train_probs"][:] = right
+    a["train_probs"][1:, split] = 0.25  # on the split queries the other prompts guess
     env = ReplayMajorityEnv(**a, n_max=6)
-    fits = {s: make_learner(f"psst:settle={s},revisit=0", seed=2).fit(env, 600) for s in (4, 8)}
-    answers = {s: f.stats_.counts.sum(axis=2) for s, f in fits.items()}  # (P, Q)
-    for s, f in fits.items():
-        assert f.samples_ == answers[s].sum() <= 600  # every answer drawn is pooled and paid for
-    four = answers[4]
-    assert set(four[:, settled].ravel()) <= {0, 4}  # agreed after 4 answers: not extended
-    counts = fits[4].stats_.counts
-    stopped = four == 4
-    assert (counts[stopped].max(axis=1) == 4).all()  # only unanimous pulls stop at 4
-    assert (four[:, split] == 8).sum() > (four[:, split] == 4).sum()  # split pairs get all 8
-    assert set(answers[8].ravel()) <= {0, 8}  # settle >= pull_n: every pull draws 8
+    specs = {"default": "", "no consensus": "consensus=0,", "off": "settle=8,"}
+    fits = {k: make_learner(f"psst:{v}revisit=0", seed=2).fit(env, 400) for k, v in specs.items()}
+    answers = {k: f.stats_.counts.sum(axis=2) for k, f in fits.items()}  # (P, Q)
+    for k, f in fits.items():
+        assert f.samples_ == answers[k].sum() <= 400  # every answer drawn is pooled and paid for
+        stopped = answers[k] == 4
+        assert (f.stats_.counts[stopped].max(axis=1) == 4).all()  # only unanimous pulls stop at 4
+    default = answers["default"]
+    assert set(default[:, easy].ravel()) <= {0, 4}  # all prompts agree: nothing extended
+    assert set(default[0, split]) <= {0, 8}  # prompt 0 agrees with itself, not with the query
+    assert (default[1:, split] == 8).sum() > (default[1:, split] == 4).sum()
+    assert set(answers["no consensus"][0, split]) <= {0, 4}  # its own agreement is enough
+    assert set(answers["off"].ravel()) <= {0, 8}  # settle >= pull_n: every pull draws 8
     # the answers saved go to queries not yet seen
-    assert (four > 0).any(axis=0).sum() > (answers[8] > 0).any(axis=0).sum()
+    assert (default > 0).any(axis=0).sum() > (answers["off"] > 0).any(axis=0).sum()
