@@ -203,15 +203,16 @@ class PSST(Learner):
         settle`` more every (prompt, query) but those whose answers agree and are at least
         ``consensus`` of the query's answers over all the live prompts."""
         first = min(int(self.settle), n)
-        prompts, at = np.repeat(live, queries.size), np.tile(np.arange(queries.size), live.size)
-        self._pull(prompts, first, queries[at])
+        at = np.tile(np.arange(queries.size), live.size)  # each pair's index into queries
+        prompts, pair_queries = np.repeat(live, queries.size), queries[at]
+        self._pull(prompts, first, pair_queries)
         if first == n:
             return
-        counts = stats.counts[prompts, queries[at]]  # (pairs, categories)
+        counts = stats.counts[prompts, pair_queries]  # (pairs, categories)
         on_query = stats.counts[live[:, None], queries[None, :]].sum(axis=0)  # (queries, categories)
         share = on_query[at, counts.argmax(axis=1)] / on_query[at].sum(axis=1)
         settled = (counts.max(axis=1) == counts.sum(axis=1)) & (share >= self.consensus)
-        self._pull(prompts[~settled], n - first, queries[at][~settled])
+        self._pull(prompts[~settled], n - first, pair_queries[~settled])
 
     def _choose(self, alive: np.ndarray | None) -> np.ndarray:
         actions = super()._choose(alive)
